@@ -1,0 +1,184 @@
+"""create_app(): the FastAPI application with its routers, health probes and lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from leadsync import __version__, migrations
+from leadsync.config import Settings
+from leadsync.context import AppContext
+from leadsync.db import create_engine, create_sessionmaker
+from leadsync.leads.api import internal as leads_internal
+from leadsync.leads.api import public as leads_public
+from leadsync.leads.schemas import ErrorResponse
+from leadsync.logging import get_logger
+
+log = get_logger(__name__)
+
+# A hook started in the lifespan beside the API (the sync worker); it returns a callable that
+# wakes it, and runs until the exit stack closes.
+BackgroundStarter = Callable[[AppContext, AsyncExitStack], Awaitable[Callable[[], None]]]
+
+
+class BodySizeLimit:
+    """Answer 413 for bodies over the limit, before the application reads them whole."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._reject(send)
+            return
+        seen = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:  # a chunked body that lied by omission
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._reject(send)
+
+    async def _reject(self, send: Send) -> None:
+        body = JSONResponse(
+            ErrorResponse.of(f"request body larger than {self.max_bytes} bytes"),
+            status_code=status.HTTP_413_CONTENT_TOO_LARGE,
+        )
+        await send(
+            {"type": "http.response.start", "status": body.status_code, "headers": body.raw_headers}
+        )
+        await send({"type": "http.response.body", "body": body.body})
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for err in exc.errors():
+        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        if err.get("type") == "extra_forbidden":
+            message = "is not a known field"
+        field = _field_name(tuple(err.get("loc", ())))
+        if err.get("type") == "json_invalid":
+            field, message = "body", "the body is not valid JSON"
+        errors.append({"field": field, "message": message})
+    fields = ", ".join(sorted({e["field"] for e in errors}))
+    return JSONResponse(
+        ErrorResponse.of(f"invalid request: {fields}", errors),
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
+
+
+async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return JSONResponse(
+        ErrorResponse.of(str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+async def readiness(engine: AsyncEngine) -> str | None:
+    """Return why the service is not ready, or None when the database is reachable and at head."""
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        current = await migrations.schema_revision(engine)
+    except Exception as exc:  # any driver error means "not ready"; the reason is logged
+        log.warning("readyz.database_unreachable", error_type=type(exc).__name__)
+        return "database unreachable"
+    head = migrations.head_revision()
+    if current != head:
+        return f"database schema at {current or 'nothing'}, expected {head}: run `leadsync migrate`"
+    return None
+
+
+def create_app(
+    settings: Settings,
+    *,
+    migrate_on_start: bool = True,
+    background: BackgroundStarter | None = None,
+) -> FastAPI:
+    """Build the app; the lifespan opens the database, migrates and starts background work."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.async_database_url)
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(engine.dispose)
+            if migrate_on_start:
+                before, after = await migrations.upgrade(engine)
+                if before != after:
+                    log.info("db.migrated", before=before, after=after)
+            ctx = AppContext(settings=settings, engine=engine, sessions=create_sessionmaker(engine))
+            app.state.ctx = ctx
+            if background is not None:
+                ctx.wake_worker = await background(ctx, stack)
+            yield
+
+    app = FastAPI(
+        title="leadsync",
+        version=__version__,
+        description="BeWorking's lead API. Every lead is stored, then synced to HubSpot "
+        "as exactly one contact per email. `/internal/*` needs `Authorization: Bearer "
+        "$LEADSYNC_INTERNAL_TOKEN`.",
+        lifespan=lifespan,
+    )
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(leads_public)
+    app.include_router(leads_internal)
+
+    @app.get("/healthz", tags=["health"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="Database reachable and schema at head",
+        responses={503: {"model": ErrorResponse}},
+    )
+    async def readyz(request: Request) -> JSONResponse:
+        reason = await readiness(request.app.state.ctx.engine)
+        if reason is not None:
+            return JSONResponse(ErrorResponse.of(reason), status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    return app

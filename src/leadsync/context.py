@@ -1,0 +1,32 @@
+"""What a running app holds: settings, database handles and the worker's wake-up hook."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from leadsync.config import Settings
+
+
+def _no_wake() -> None:
+    return None
+
+
+@dataclass
+class AppContext:
+    """Shared handles, built in the app's lifespan and reached through `request.app.state`."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    # Called after a lead commits: wakes the in-process worker at once (no polling delay).
+    wake_worker: Callable[[], None] = field(default=_no_wake)
+
+
+def get_context(request: Request) -> AppContext:
+    """Return the app's context (a FastAPI dependency)."""
+    ctx: AppContext = request.app.state.ctx
+    return ctx

@@ -1,0 +1,1 @@
+"""Leads: the public intake API, its validation and storage."""

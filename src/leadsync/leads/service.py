@@ -1,0 +1,92 @@
+"""Lead use cases: store a lead (idempotently), read leads. Services flush; callers commit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadsync.db import utcnow
+from leadsync.leads.models import Lead, SyncStatus
+from leadsync.leads.schemas import LeadIn
+from leadsync.sync.queue import announce_new_leads
+
+
+class IdempotencyConflict(Exception):
+    """The idempotency key was used before with a different body."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """The outcome of storing a lead: the lead, and whether this call created it."""
+
+    lead: Lead
+    created: bool
+
+
+async def create_lead(
+    session: AsyncSession, *, data: LeadIn, idempotency_key: str | None = None
+) -> Stored:
+    """Store a PENDING lead and announce it; replay the first lead for a repeated key."""
+    fingerprint = data.fingerprint() if idempotency_key else None
+    if idempotency_key:
+        existing = await _by_key(session, idempotency_key)
+        if existing is not None:
+            return _replay(existing, fingerprint)
+    now = utcnow()
+    lead = Lead(
+        **data.model_dump(),
+        idempotency_key=idempotency_key,
+        idempotency_fingerprint=fingerprint,
+        created_at=now,
+        updated_at=now,
+        hubspot_sync_status=SyncStatus.PENDING.value,
+        hubspot_sync_attempts=0,
+        hubspot_next_attempt_at=now,
+    )
+    if idempotency_key:
+        # Two identical submissions may race past the lookup: the unique key decides.
+        try:
+            async with session.begin_nested():
+                session.add(lead)
+                await session.flush()
+        except IntegrityError:
+            existing = await _by_key(session, idempotency_key)
+            if existing is None:
+                raise
+            return _replay(existing, fingerprint)
+    else:
+        session.add(lead)
+        await session.flush()
+    await announce_new_leads(session)
+    return Stored(lead=lead, created=True)
+
+
+def _replay(existing: Lead, fingerprint: str | None) -> Stored:
+    if existing.idempotency_fingerprint != fingerprint:
+        raise IdempotencyConflict
+    return Stored(lead=existing, created=False)
+
+
+async def _by_key(session: AsyncSession, key: str) -> Lead | None:
+    result = await session.execute(select(Lead).where(Lead.idempotency_key == key))
+    return result.scalar_one_or_none()
+
+
+async def get_lead(session: AsyncSession, *, lead_id: int) -> Lead | None:
+    """Return one lead by id."""
+    return await session.get(Lead, lead_id)
+
+
+async def list_leads(
+    session: AsyncSession, *, status: SyncStatus | None, limit: int, after: int | None
+) -> list[Lead]:
+    """Return up to `limit` leads newest first, older than id `after` (keyset pagination)."""
+    query = select(Lead).order_by(Lead.id.desc()).limit(limit)
+    if status is not None:
+        query = query.where(Lead.hubspot_sync_status == status.value)
+    if after is not None:
+        query = query.where(Lead.id < after)
+    return list((await session.execute(query)).scalars())

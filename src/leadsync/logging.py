@@ -1,0 +1,118 @@
+"""structlog set-up: console output in development, JSON in production, secrets redacted."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Callable, Iterable, MutableMapping
+from typing import Any
+
+import structlog
+
+REDACTED = "[REDACTED]"
+# Anything that follows "Bearer " is a credential, whoever wrote it.
+_BEARER_RE = re.compile(r"(?i)(bearer\s+)[^\s\"',;]+")
+
+
+class SecretRedactor:
+    """A structlog processor that scrubs known secrets and bearer credentials from every value."""
+
+    def __init__(self, secrets: Callable[[], Iterable[str]]) -> None:
+        self._secrets = secrets
+
+    def scrub(self, text: str) -> str:
+        """Return text with every known secret and bearer credential replaced."""
+        for secret in self._secrets():
+            if secret and secret in text:
+                text = text.replace(secret, REDACTED)
+        return _BEARER_RE.sub(lambda m: m.group(1) + REDACTED, text)
+
+    def _clean(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, dict):
+            return {k: self._clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self._clean(v) for v in value)
+        if isinstance(value, BaseException):
+            return self.scrub(f"{type(value).__name__}: {value}")
+        return value
+
+    def __call__(
+        self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        for key, value in list(event_dict.items()):
+            event_dict[key] = self._clean(value)
+        return event_dict
+
+
+class _ScrubRenderedText:
+    """Last-line defence: scrub the rendered line too (tracebacks are rendered late)."""
+
+    def __init__(self, redactor: SecretRedactor, renderer: Any) -> None:
+        self._redactor = redactor
+        self._renderer = renderer
+
+    def __call__(self, logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> str:
+        rendered = self._renderer(logger, method, event_dict)
+        return self._redactor.scrub(str(rendered))
+
+
+def configure_logging(
+    *,
+    log_format: str = "console",
+    level: str = "INFO",
+    secrets: Callable[[], Iterable[str]] = tuple,
+    stream: Any = None,
+) -> SecretRedactor:
+    """Route structlog, stdlib and uvicorn logs through one redacting pipeline."""
+    redactor = SecretRedactor(secrets)
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redactor,
+    ]
+    renderer: Any
+    if log_format == "json":
+        renderer = structlog.processors.JSONRenderer()
+        shared.append(structlog.processors.format_exc_info)
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _ScrubRenderedText(redactor, renderer),
+        ],
+    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        uv = logging.getLogger(name)
+        uv.handlers[:] = []
+        uv.propagate = True
+    # httpx logs full request lines at INFO; they carry no token but are noise per request.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    return redactor
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """Return a structlog logger bound to a module name."""
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    return logger
