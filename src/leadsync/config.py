@@ -13,6 +13,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./leadsync.db"
+MIN_INTERNAL_TOKEN_LENGTH = 16
 
 _RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0}
@@ -128,7 +129,8 @@ class Settings(BaseSettings):
         NoDecode,
         Field(
             validation_alias=_alias("HUBSPOT_EXTRA_PROPERTIES", "hubspot_extra_properties"),
-            description="JSON object: lead field -> HubSpot property, e.g. {\"source\": \"lead_source\"}",
+            description="JSON object: lead field -> HubSpot property, "
+            'e.g. {"source": "lead_source"}',
         ),
     ] = Field(default_factory=dict)
 
@@ -152,7 +154,9 @@ class Settings(BaseSettings):
     # --- the sync engine -------------------------------------------------------------
     poll_interval_seconds: Annotated[
         float,
-        Field(gt=0, validation_alias=_alias("LEADSYNC_POLL_INTERVAL_SECONDS", "poll_interval_seconds")),
+        Field(
+            gt=0, validation_alias=_alias("LEADSYNC_POLL_INTERVAL_SECONDS", "poll_interval_seconds")
+        ),
     ] = 5.0
     wakeups_enabled: Annotated[
         bool, Field(validation_alias=_alias("LEADSYNC_WAKEUPS", "wakeups_enabled"))
@@ -165,7 +169,11 @@ class Settings(BaseSettings):
     ] = 100
     max_inflight_batches: Annotated[
         int,
-        Field(ge=1, le=64, validation_alias=_alias("LEADSYNC_MAX_INFLIGHT_BATCHES", "max_inflight_batches")),
+        Field(
+            ge=1,
+            le=64,
+            validation_alias=_alias("LEADSYNC_MAX_INFLIGHT_BATCHES", "max_inflight_batches"),
+        ),
     ] = 4
     retry_base_seconds: Annotated[
         float,
@@ -239,6 +247,16 @@ class Settings(BaseSettings):
             raise ValueError(f"no such file: {value}")
         return value
 
+    @field_validator("internal_token")
+    @classmethod
+    def _check_internal_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_INTERNAL_TOKEN_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_INTERNAL_TOKEN_LENGTH} characters "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
+        return value
+
     @property
     def rate_limit(self) -> RateLimit:
         """The shared HubSpot request budget."""
@@ -288,7 +306,11 @@ class ConfigError(Exception):
 
 _ENV_NAMES = {
     name: next(
-        (c for c in getattr(f.validation_alias, "choices", []) if isinstance(c, str) and c.isupper()),
+        (
+            c
+            for c in getattr(f.validation_alias, "choices", [])
+            if isinstance(c, str) and c.isupper()
+        ),
         name.upper(),
     )
     for name, f in Settings.model_fields.items()
@@ -309,8 +331,11 @@ def load_settings(**overrides: Any) -> Settings:
         for err in exc.errors(include_input=False, include_url=False):
             loc = str(err["loc"][0]) if err["loc"] else "?"
             field = next(
-                (n for n, f in Settings.model_fields.items() if loc in (n, env_name(n)) or
-                 loc in getattr(f.validation_alias, "choices", [])),
+                (
+                    n
+                    for n, f in Settings.model_fields.items()
+                    if loc in (n, env_name(n)) or loc in getattr(f.validation_alias, "choices", [])
+                ),
                 loc,
             )
             msg = str(err["msg"]).removeprefix("Value error, ")

@@ -11,6 +11,8 @@ from typing import Any
 import structlog
 
 REDACTED = "[REDACTED]"
+# Shorter "secrets" would shred ordinary words; config refuses such tokens anyway.
+MIN_SECRET_LENGTH = 8
 # Anything that follows "Bearer " is a credential, whoever wrote it.
 _BEARER_RE = re.compile(r"(?i)(bearer\s+)[^\s\"',;]+")
 
@@ -24,7 +26,7 @@ class SecretRedactor:
     def scrub(self, text: str) -> str:
         """Return text with every known secret and bearer credential replaced."""
         for secret in self._secrets():
-            if secret and secret in text:
+            if len(secret) >= MIN_SECRET_LENGTH and secret in text:
                 text = text.replace(secret, REDACTED)
         return _BEARER_RE.sub(lambda m: m.group(1) + REDACTED, text)
 

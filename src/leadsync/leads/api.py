@@ -39,8 +39,10 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     "/leads",
     status_code=status.HTTP_201_CREATED,
     response_model=LeadOut,
-    responses={200: {"model": LeadOut, "description": "A replay of an earlier submission."}}
-    | _ERRORS,
+    responses={
+        200: {"model": LeadOut, "description": "A replay of an earlier submission."},
+        **_ERRORS,
+    },
     summary="Submit a lead from the website",
 )
 async def create_lead(
@@ -63,9 +65,7 @@ async def create_lead(
         )
     try:
         async with transaction(ctx.sessions) as session:
-            stored = await service.create_lead(
-                session, data=data, idempotency_key=idempotency_key
-            )
+            stored = await service.create_lead(session, data=data, idempotency_key=idempotency_key)
     except service.IdempotencyConflict:
         raise HTTPException(
             status.HTTP_409_CONFLICT,

@@ -1,16 +1,280 @@
-"""The lead row as a queue: announce, claim and complete, in single SQL statements."""
+"""The lead row as a queue: announce, claim and complete, each in a single SQL statement."""
 
 from __future__ import annotations
 
-from sqlalchemy import text
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    Boolean,
+    Select,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadsync.leads.models import Lead, SyncStatus
 
 # Workers LISTEN on this channel; PostgreSQL delivers a NOTIFY only when its transaction
 # commits, which makes it the after-commit hand-off across processes for free.
 NOTIFY_CHANNEL = "leadsync_leads"
 
+# Written as literal SQL, identical to the partial index's predicate, so that PostgreSQL can
+# prove the index applies even for generic plans of prepared statements.
+_UNFINISHED = text("leads.hubspot_sync_status IN ('PENDING', 'RETRYING', 'IN_PROGRESS')")
+_leads: Table = Lead.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class LeadSnapshot:
+    """The latest state of a claimed lead, as the claim statement returned it."""
+
+    id: int
+    email: str
+    firstname: str | None
+    lastname: str | None
+    phone: str | None
+    company: str | None
+    message: str | None
+    source: str | None
+    created_at: dt.datetime
+    attempts: int
+    lease_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """The sync columns to write for one lead, fenced by the lease token it was claimed with."""
+
+    lead_id: int
+    lease_token: str
+    status: SyncStatus
+    attempts: int
+    attempted_at: dt.datetime | None
+    http_status: int | None = None
+    hubspot_id: str | None = None
+    synced_at: dt.datetime | None = None
+    error: str | None = None
+    next_attempt_at: dt.datetime | None = None
+    keep_error: bool = False
+
 
 async def announce_new_leads(session: AsyncSession) -> None:
     """Queue a wake-up for workers in other processes, delivered when this transaction commits."""
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         await session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+
+
+def _due(now: dt.datetime) -> Select[int]:
+    return select(Lead.id).where(_UNFINISHED, Lead.hubspot_next_attempt_at <= now)
+
+
+async def claim(
+    session: AsyncSession, *, limit: int, lease_seconds: float, now: dt.datetime
+) -> list[LeadSnapshot]:
+    """Lease up to `limit` due leads to a fresh fencing token; concurrent claimers skip them."""
+    token = str(uuid.uuid4())
+    expires = now + dt.timedelta(seconds=lease_seconds)
+    picked = (
+        _due(now)
+        .order_by(Lead.hubspot_next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    stmt = (
+        update(Lead)
+        .where(Lead.id.in_(picked))
+        .values(
+            hubspot_sync_status=SyncStatus.IN_PROGRESS.value,
+            hubspot_lease_token=token,
+            hubspot_lease_expires_at=expires,
+            # Equal to the lease expiry: an orphaned row becomes due again by itself.
+            hubspot_next_attempt_at=expires,
+        )
+        .returning(
+            Lead.id,
+            Lead.email,
+            Lead.firstname,
+            Lead.lastname,
+            Lead.phone,
+            Lead.company,
+            Lead.message,
+            Lead.source,
+            Lead.created_at,
+            Lead.hubspot_sync_attempts,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    rows = (await session.execute(stmt)).all()
+    return sorted(
+        (LeadSnapshot(*row, lease_token=token) for row in rows),  # type: ignore[call-arg]
+        key=lambda lead: lead.id,
+    )
+
+
+_COMPLETE = (
+    _leads.update()
+    .where(
+        _leads.c.id == bindparam("b_id"),
+        _leads.c.hubspot_lease_token == bindparam("b_token"),
+    )
+    .values(
+        hubspot_sync_status=bindparam("b_status"),
+        hubspot_sync_attempts=bindparam("b_attempts"),
+        last_hubspot_attempt_at=func.coalesce(
+            bindparam("b_attempted_at", type_=Lead.last_hubspot_attempt_at.type),
+            _leads.c.last_hubspot_attempt_at,
+        ),
+        hubspot_last_http_status=func.coalesce(
+            bindparam("b_http_status", type_=Lead.hubspot_last_http_status.type),
+            _leads.c.hubspot_last_http_status,
+        ),
+        hubspot_id=func.coalesce(
+            bindparam("b_hubspot_id", type_=Lead.hubspot_id.type), _leads.c.hubspot_id
+        ),
+        hubspot_synced_at=func.coalesce(
+            bindparam("b_synced_at", type_=Lead.hubspot_synced_at.type),
+            _leads.c.hubspot_synced_at,
+        ),
+        # A success clears the error, a failure replaces it, a released lead keeps its last one.
+        hubspot_error=case(
+            (bindparam("b_set_error", type_=Boolean()), bindparam("b_error", type_=Text())),
+            else_=_leads.c.hubspot_error,
+        ),
+        hubspot_next_attempt_at=bindparam("b_next", type_=Lead.hubspot_next_attempt_at.type),
+        hubspot_lease_token=None,
+        hubspot_lease_expires_at=None,
+        updated_at=bindparam("b_now", type_=Lead.updated_at.type),
+    )
+)
+
+
+async def complete(
+    session: AsyncSession, *, completions: Sequence[Completion], now: dt.datetime
+) -> None:
+    """Write outcomes in one executemany; a row whose lease moved on is left alone (fencing)."""
+    if not completions:
+        return
+    params = [
+        {
+            "b_id": c.lead_id,
+            "b_token": c.lease_token,
+            "b_status": c.status.value,
+            "b_attempts": c.attempts,
+            "b_attempted_at": c.attempted_at,
+            "b_http_status": c.http_status,
+            "b_hubspot_id": c.hubspot_id,
+            "b_synced_at": c.synced_at,
+            "b_set_error": not c.keep_error,
+            "b_error": c.error,
+            "b_next": c.next_attempt_at,
+            "b_now": now,
+        }
+        for c in completions
+    ]
+    conn = await session.connection()
+    await conn.execute(_COMPLETE, params)
+
+
+async def release_expired_leases(session: AsyncSession, *, now: dt.datetime) -> int:
+    """Turn IN_PROGRESS rows whose worker died into RETRYING, due now; return how many."""
+    result = await session.execute(
+        update(Lead)
+        .where(
+            Lead.hubspot_sync_status == SyncStatus.IN_PROGRESS.value,
+            Lead.hubspot_lease_expires_at < now,
+        )
+        .values(
+            hubspot_sync_status=SyncStatus.RETRYING.value,
+            hubspot_lease_token=None,
+            hubspot_lease_expires_at=None,
+            hubspot_next_attempt_at=now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _transient_failure() -> object:
+    status = Lead.hubspot_last_http_status
+    return or_(status.is_(None), status >= 500, status.in_((408, 423, 429)))
+
+
+async def requeue_failed(
+    session: AsyncSession,
+    *,
+    now: dt.datetime,
+    lead_ids: Sequence[int] | None = None,
+    older_than_seconds: float | None = None,
+    limit: int | None = None,
+    transient_only: bool = False,
+) -> int:
+    """Put matching FAILED leads back to PENDING with attempts reset; return how many."""
+    conditions = [Lead.hubspot_sync_status == SyncStatus.FAILED.value]
+    if lead_ids is not None:
+        conditions.append(Lead.id.in_(list(lead_ids)))
+    if older_than_seconds is not None:
+        cutoff = now - dt.timedelta(seconds=older_than_seconds)
+        conditions.append(
+            or_(Lead.last_hubspot_attempt_at.is_(None), Lead.last_hubspot_attempt_at <= cutoff)
+        )
+    if transient_only:
+        conditions.append(_transient_failure())  # type: ignore[arg-type]
+    picked = select(Lead.id).where(and_(*conditions)).order_by(Lead.id)
+    if limit is not None:
+        picked = picked.limit(limit)
+    result = await session.execute(
+        update(Lead)
+        .where(Lead.id.in_(picked.scalar_subquery()), Lead.hubspot_sync_status == "FAILED")
+        .values(
+            hubspot_sync_status=SyncStatus.PENDING.value,
+            hubspot_sync_attempts=0,
+            hubspot_next_attempt_at=now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    count = int(getattr(result, "rowcount", 0) or 0)
+    if count:
+        await announce_new_leads(session)
+    return count
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """Counts per status and the age of the oldest due lead."""
+
+    counts: dict[str, int]
+    oldest_due_seconds: float | None
+
+
+async def stats(session: AsyncSession, *, now: dt.datetime) -> QueueStats:
+    """Return counts per status and how long the oldest due lead has been waiting."""
+    rows = await session.execute(
+        select(Lead.hubspot_sync_status, func.count()).group_by(Lead.hubspot_sync_status)
+    )
+    counts = {status.value: 0 for status in SyncStatus}
+    counts.update({str(status): int(n) for status, n in rows.tuples()})
+    oldest = (
+        await session.execute(
+            select(func.min(Lead.hubspot_next_attempt_at)).where(
+                _UNFINISHED, Lead.hubspot_next_attempt_at <= now
+            )
+        )
+    ).scalar_one()
+    return QueueStats(
+        counts=counts,
+        oldest_due_seconds=None if oldest is None else max(0.0, (now - oldest).total_seconds()),
+    )

@@ -1,0 +1,224 @@
+"""One HubSpot request budget and one pause switch for every worker, kept in the database.
+
+The budget is a GCRA-style schedule: `next_slot_at` is the earliest moment the next request
+may leave, and each reservation moves it on by `window / limit`. Requests from all workers
+therefore leave evenly spaced, so no rolling window of HubSpot's ever sees more than the
+limit, without a per-request log table. Pauses (429, daily limit, bad credentials) are the
+same row: every worker sees them before its next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from leadsync.config import RateLimit
+from leadsync.db import transaction, utcnow
+from leadsync.hubspot.models import RateLimitInfo
+from leadsync.sync.models import GATE_NAME, HubSpotGate
+
+# A hair of slack under the limit absorbs network jitter that bunches requests together.
+SPACING_MARGIN = 1.03
+# Below this share of HubSpot's reported remaining budget, leave an extra slot free:
+# something else (another integration on the same app) is spending it too.
+LOW_REMAINING_SHARE = 0.1
+AUTH_PROBE_FIRST_SECONDS = 5.0
+AUTH_PROBE_MAX_SECONDS = 300.0
+
+
+class PauseReason(StrEnum):
+    """Why every worker has stopped calling HubSpot."""
+
+    RATE_LIMIT = "rate_limit"
+    DAILY_LIMIT = "daily_limit"
+    AUTH = "auth"
+
+
+class Paused(Exception):
+    """HubSpot must not be called before `until`."""
+
+    def __init__(self, *, until: dt.datetime, reason: str) -> None:
+        super().__init__(f"HubSpot sync paused ({reason}) until {until.isoformat()}")
+        self.until = until
+        self.reason = reason
+
+
+class ProbeDue(Exception):
+    """The credential pause has run out: this caller (only) should probe with one cheap call."""
+
+
+@dataclass(frozen=True, slots=True)
+class GateState:
+    """A snapshot of the gate for status pages and metrics."""
+
+    paused_until: dt.datetime | None
+    pause_reason: str | None
+    pause_detail: str | None
+    auth_failures: int
+    next_slot_at: dt.datetime
+    reported_max: int | None
+    reported_remaining: int | None
+    daily_remaining: int | None
+
+    def paused(self, now: dt.datetime) -> bool:
+        """Return whether workers must hold off at `now`."""
+        return self.pause_reason == PauseReason.AUTH or (
+            self.paused_until is not None and self.paused_until > now
+        )
+
+
+def next_midnight(now: dt.datetime, zone: ZoneInfo) -> dt.datetime:
+    """Return the next local midnight of the account's time zone, in UTC."""
+    tomorrow = now.astimezone(zone).date() + dt.timedelta(days=1)
+    return dt.datetime.combine(tomorrow, dt.time(0), tzinfo=zone).astimezone(dt.UTC)
+
+
+def auth_probe_delay(failures: int) -> float:
+    """Return how long to wait before probing again after `failures` failed probes."""
+    return min(AUTH_PROBE_MAX_SECONDS, AUTH_PROBE_FIRST_SECONDS * 2.0 ** min(failures, 16))
+
+
+class Gate:
+    """The shared budget and pause of one HubSpot account, stored in `hubspot_gate`."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        limit: RateLimit,
+        zone: ZoneInfo,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self._sessions = sessions
+        self._limit = limit
+        self._zone = zone
+        self._clock = clock
+
+    async def _row(self, session: AsyncSession) -> HubSpotGate:
+        row = (
+            await session.execute(
+                select(HubSpotGate).where(HubSpotGate.name == GATE_NAME).with_for_update()
+            )
+        ).scalar_one_or_none()
+        if row is None:  # the migration creates it; a wiped table must not stop the sync
+            row = HubSpotGate(name=GATE_NAME, next_slot_at=self._clock())
+            session.add(row)
+        return row
+
+    def spacing(self, reported_max: int | None = None) -> float:
+        """Return the seconds between two requests under the configured (or reported) limit."""
+        count = self._limit.count
+        if reported_max:  # HubSpot knows the account's real tier better than our setting
+            count = min(count, reported_max)
+        return self._limit.window_seconds / count * SPACING_MARGIN
+
+    async def reserve(self) -> dt.datetime:
+        """Reserve the next request slot and return when it starts; raise Paused or ProbeDue."""
+        async with transaction(self._sessions) as session:
+            row = await self._row(session)
+            now = self._clock()
+            if row.paused_until is not None and row.paused_until > now:
+                raise Paused(until=row.paused_until, reason=row.pause_reason or "unknown")
+            if row.pause_reason == PauseReason.AUTH:
+                # Only the caller that moves the deadline on probes; the others wait for it.
+                row.paused_until = now + dt.timedelta(seconds=auth_probe_delay(row.auth_failures))
+                row.auth_failures += 1
+                raise ProbeDue
+            if row.pause_reason is not None:
+                row.pause_reason = row.pause_detail = None
+                row.paused_until = None
+            slot = max(row.next_slot_at, now)
+            row.next_slot_at = slot + dt.timedelta(seconds=self.spacing(row.reported_max))
+            return slot
+
+    async def acquire(self) -> None:
+        """Wait for this worker's turn to send one request (raises Paused or ProbeDue)."""
+        slot = await self.reserve()
+        wait = (slot - self._clock()).total_seconds()
+        if wait > 0:
+            await asyncio.sleep(wait)  # pacing to the shared schedule, not a race workaround
+
+    async def observe(self, info: RateLimitInfo) -> None:
+        """Correct the budget from HubSpot's rate-limit headers of a response."""
+        if info == RateLimitInfo():
+            return
+        async with transaction(self._sessions) as session:
+            row = await self._row(session)
+            row.reported_max = info.max if info.max is not None else row.reported_max
+            row.reported_remaining = info.remaining
+            row.reported_interval_ms = info.interval_milliseconds
+            if info.daily_remaining is not None:
+                row.daily_remaining = info.daily_remaining
+            if (
+                info.remaining is not None
+                and info.max
+                and info.remaining < info.max * LOW_REMAINING_SHARE
+            ):
+                spacing = dt.timedelta(seconds=self.spacing(row.reported_max))
+                row.next_slot_at = max(row.next_slot_at, self._clock()) + spacing
+
+    async def pause_for_rate_limit(
+        self,
+        *,
+        retry_after_seconds: float | None,
+        interval_seconds: float | None,
+        daily: bool,
+        detail: str,
+    ) -> dt.datetime:
+        """Pause every worker after a 429: until Retry-After, the window's end, or midnight."""
+        now = self._clock()
+        if daily:
+            until, reason = next_midnight(now, self._zone), PauseReason.DAILY_LIMIT
+        else:
+            wait = retry_after_seconds or interval_seconds or self._limit.window_seconds
+            until, reason = now + dt.timedelta(seconds=wait), PauseReason.RATE_LIMIT
+        async with transaction(self._sessions) as session:
+            row = await self._row(session)
+            if row.pause_reason == PauseReason.AUTH:
+                return row.paused_until or until
+            if row.paused_until is None or row.paused_until < until:
+                row.paused_until, row.pause_reason, row.pause_detail = until, reason, detail
+            row.next_slot_at = max(row.next_slot_at, until)
+            return row.paused_until
+
+    async def pause_for_auth(self, *, detail: str) -> dt.datetime:
+        """Pause every worker after a 401/403 until a probe shows the token works again."""
+        async with transaction(self._sessions) as session:
+            row = await self._row(session)
+            now = self._clock()
+            if row.pause_reason != PauseReason.AUTH:
+                row.pause_reason, row.pause_detail = PauseReason.AUTH, detail
+                row.paused_until = now + dt.timedelta(seconds=auth_probe_delay(0))
+                row.auth_failures = 1
+            return row.paused_until or now
+
+    async def resume(self) -> None:
+        """Lift a pause (after a successful probe)."""
+        async with transaction(self._sessions) as session:
+            row = await self._row(session)
+            row.paused_until = row.pause_reason = row.pause_detail = None
+            row.auth_failures = 0
+
+    async def state(self) -> GateState:
+        """Return the gate's current state."""
+        async with self._sessions() as session:
+            row = await session.get(HubSpotGate, GATE_NAME)
+        if row is None:
+            return GateState(None, None, None, 0, self._clock(), None, None, None)
+        return GateState(
+            paused_until=row.paused_until,
+            pause_reason=row.pause_reason,
+            pause_detail=row.pause_detail,
+            auth_failures=row.auth_failures,
+            next_slot_at=row.next_slot_at,
+            reported_max=row.reported_max,
+            reported_remaining=row.reported_remaining,
+            daily_remaining=row.daily_remaining,
+        )

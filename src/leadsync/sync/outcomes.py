@@ -1,0 +1,83 @@
+"""Turn a lead's result into the sync columns to write: the state machine's transitions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from dataclasses import replace
+
+from leadsync.leads.models import SyncStatus
+from leadsync.sync.queue import Completion, LeadSnapshot
+from leadsync.sync.retry import RetryPolicy, Verdict, decide
+from leadsync.sync.service import LeadResult, ResultKind
+
+
+def to_completion(
+    *,
+    result: LeadResult,
+    lead: LeadSnapshot,
+    policy: RetryPolicy,
+    rng: random.Random,
+    now: dt.datetime,
+    resume_at: dt.datetime | None = None,
+) -> Completion:
+    """Return the columns for one lead's outcome (fenced by the lease it was claimed with)."""
+    kind = result.kind
+    attempted = Completion(
+        lead_id=lead.id,
+        lease_token=lead.lease_token,
+        status=SyncStatus.FAILED,
+        attempts=lead.attempts + 1,
+        attempted_at=now,
+        http_status=result.http_status,
+        error=result.error or "failed",
+    )
+    if kind is ResultKind.SYNCED:
+        return _with(
+            attempted,
+            status=SyncStatus.SYNCED,
+            hubspot_id=result.hubspot_id,
+            synced_at=now,
+            error=None,
+        )
+    if kind is ResultKind.FAILED:
+        return attempted
+    if kind is ResultKind.RETRY:
+        decision = decide(
+            policy=policy,
+            attempts=attempted.attempts,
+            rng=rng,
+            retry_after_seconds=result.retry_after_seconds,
+        )
+        if decision.verdict is Verdict.FAIL:
+            return attempted
+        delay = dt.timedelta(seconds=decision.delay_seconds)
+        return _with(attempted, status=SyncStatus.RETRYING, next_attempt_at=now + delay)
+    if kind is ResultKind.RATE_LIMITED:
+        # One shared budget ran out: not the lead's fault, so no attempt is used up.
+        wait = dt.timedelta(seconds=result.retry_after_seconds or 0.0)
+        return _with(
+            attempted,
+            status=SyncStatus.RETRYING if lead.attempts else SyncStatus.PENDING,
+            attempts=lead.attempts,
+            next_attempt_at=max(resume_at or now, now + wait),
+        )
+    # AUTH_PAUSED and RELEASED: the lead goes back untouched; the gate holds every worker.
+    released_status = (
+        SyncStatus.RETRYING
+        if kind is ResultKind.RELEASED and lead.attempts
+        else (SyncStatus.PENDING)
+    )
+    return Completion(
+        lead_id=lead.id,
+        lease_token=lead.lease_token,
+        status=released_status,
+        attempts=lead.attempts,
+        attempted_at=None,
+        next_attempt_at=resume_at or now,
+        keep_error=True,
+    )
+
+
+def _with(base: Completion, **changes: object) -> Completion:
+    return replace(base, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,232 @@
+"""One claimed batch of leads -> HubSpot calls -> one result per lead (the testable core)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal, Protocol
+
+from leadsync.hubspot.client import HubSpotClient
+from leadsync.hubspot.errors import (
+    AuthError,
+    ConflictError,
+    HubSpotError,
+    PermanentError,
+    RateLimitedError,
+    TransientError,
+)
+from leadsync.hubspot.models import RateLimitInfo, UpsertInput
+from leadsync.hubspot.payload import lead_properties
+from leadsync.sync.gate import Paused, ProbeDue
+from leadsync.sync.queue import LeadSnapshot
+
+LEAD_FIELDS = ("email", "firstname", "lastname", "phone", "company", "message", "source")
+
+
+class ResultKind(StrEnum):
+    """What happened to one lead in this round."""
+
+    SYNCED = "synced"
+    RETRY = "retry"
+    FAILED = "failed"
+    RATE_LIMITED = "rate_limited"
+    AUTH_PAUSED = "auth_paused"
+    RELEASED = "released"  # never sent: the gate paused first, or the worker is stopping
+
+
+@dataclass(frozen=True, slots=True)
+class LeadResult:
+    """The outcome of one lead, before the retry policy turns it into sync columns."""
+
+    lead_id: int
+    kind: ResultKind
+    hubspot_id: str | None = None
+    http_status: int | None = None
+    error: str | None = None
+    retry_after_seconds: float | None = None
+
+
+class Budget(Protocol):
+    """The shared request budget and pause switch (sync.gate.Gate in production)."""
+
+    async def acquire(self) -> None: ...
+
+    async def observe(self, info: RateLimitInfo) -> None: ...
+
+    async def pause_for_rate_limit(
+        self,
+        *,
+        retry_after_seconds: float | None,
+        interval_seconds: float | None,
+        daily: bool,
+        detail: str,
+    ) -> object: ...
+
+    async def pause_for_auth(self, *, detail: str) -> object: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """The leads of one email in a batch: one contact, one input, one shared outcome."""
+
+    email: str
+    leads: tuple[LeadSnapshot, ...]
+
+    def properties(self, extra: dict[str, str]) -> dict[str, str]:
+        merged: dict[str, str] = {}
+        for lead in self.leads:  # oldest first, so the newest non-empty value wins
+            fields = {name: getattr(lead, name) for name in LEAD_FIELDS}
+            merged.update(lead_properties(fields, extra=extra))
+        return merged
+
+    @property
+    def trace_id(self) -> str:
+        return str(self.leads[-1].id)
+
+    def results(self, kind: ResultKind, **values: object) -> list[LeadResult]:
+        return [LeadResult(lead.id, kind, **values) for lead in self.leads]  # type: ignore[arg-type]
+
+
+def group_by_email(leads: Sequence[LeadSnapshot]) -> list[_Group]:
+    """Group leads by (already lowercased) email, keeping id order inside each group."""
+    groups: dict[str, list[LeadSnapshot]] = {}
+    for lead in sorted(leads, key=lambda item: item.id):
+        groups.setdefault(lead.email.strip().lower(), []).append(lead)
+    return [_Group(email, tuple(items)) for email, items in groups.items()]
+
+
+class SyncService:
+    """Sync claimed leads to HubSpot in batch mode (upsert) or single mode (create/409/patch)."""
+
+    def __init__(
+        self,
+        *,
+        client: HubSpotClient,
+        budget: Budget,
+        mode: Literal["batch", "single"] = "batch",
+        extra_properties: dict[str, str] | None = None,
+    ) -> None:
+        self._client = client
+        self._budget = budget
+        self._mode = mode
+        self._extra = dict(extra_properties or {})
+
+    async def sync(self, leads: Sequence[LeadSnapshot]) -> list[LeadResult]:
+        """Send the leads to HubSpot and return one result per lead."""
+        groups = group_by_email(leads)
+        if self._mode == "batch":
+            return await self._upsert(groups)
+        results: list[LeadResult] = []
+        for index, group in enumerate(groups):
+            try:
+                results += await self._single(group)
+            except (Paused, ProbeDue):
+                for rest in groups[index:]:
+                    results += rest.results(ResultKind.RELEASED)
+                break
+        return results
+
+    async def _upsert(self, groups: list[_Group]) -> list[LeadResult]:
+        try:
+            await self._budget.acquire()
+        except (Paused, ProbeDue):
+            return [r for g in groups for r in g.results(ResultKind.RELEASED)]
+        inputs = [UpsertInput(g.email, g.properties(self._extra), g.trace_id) for g in groups]
+        try:
+            reply = await self._client.batch_upsert(inputs=inputs)
+        except (PermanentError, ConflictError) as exc:
+            await self._budget.observe(exc.rate_limit)
+            if len(groups) > 1:
+                # One bad input fails the whole batch: halve until it stands alone, so the
+                # others still sync and k bad leads cost about k*log2(n) calls.
+                middle = len(groups) // 2
+                return await self._upsert(groups[:middle]) + await self._upsert(groups[middle:])
+            return groups[0].results(ResultKind.FAILED, http_status=exc.http_status, error=str(exc))
+        except HubSpotError as exc:
+            return [r for g in groups for r in await self._failure(g, exc)]
+        await self._budget.observe(reply.rate_limit)
+        by_email = reply.by_email
+        failed: dict[str, str] = {}
+        for error in reply.errors:
+            text = f"{error.category or 'ERROR'}: {error.message}"
+            for key in (*error.trace_ids, *error.ids):
+                failed[key.strip().lower()] = text
+        results: list[LeadResult] = []
+        for group in groups:
+            contact = by_email.get(group.email)
+            error_text = failed.get(group.trace_id) or failed.get(group.email)
+            if contact is not None:
+                results += group.results(
+                    ResultKind.SYNCED, hubspot_id=contact.id, http_status=reply.http_status
+                )
+            elif error_text is not None:
+                results += group.results(ResultKind.FAILED, http_status=400, error=error_text)
+            else:  # a 2xx that silently dropped an input: nothing says it was applied
+                results += group.results(
+                    ResultKind.RETRY,
+                    http_status=reply.http_status,
+                    error="HubSpot returned no result for this input",
+                )
+        return results
+
+    async def _single(self, group: _Group) -> list[LeadResult]:
+        properties = group.properties(self._extra)
+        try:
+            await self._budget.acquire()
+            try:
+                contact = await self._client.create_contact(properties=properties)
+                status = 201
+            except ConflictError as conflict:
+                await self._budget.observe(conflict.rate_limit)
+                contact_id = conflict.existing_id or await self._search(group.email)
+                if contact_id is None:  # search lags creates by seconds: try again later
+                    return group.results(
+                        ResultKind.RETRY, http_status=409, error=f"{conflict} (id not found yet)"
+                    )
+                await self._budget.acquire()
+                contact = await self._client.update_contact(
+                    contact_id=contact_id, properties=properties
+                )
+                status = 200
+        except (Paused, ProbeDue):
+            raise
+        except HubSpotError as exc:
+            return await self._failure(group, exc)
+        await self._budget.observe(contact.rate_limit)
+        return group.results(ResultKind.SYNCED, hubspot_id=contact.id, http_status=status)
+
+    async def _search(self, email: str) -> str | None:
+        # Search has its own 5/s limit and does not count toward the 10 s window (FACTS.md):
+        # its 429 must not pause the shared budget; the lead simply retries later.
+        try:
+            found = await self._client.search_contact_by_email(email=email)
+        except RateLimitedError:
+            return None
+        return found.id if found is not None else None
+
+    async def _failure(self, group: _Group, exc: HubSpotError) -> list[LeadResult]:
+        await self._budget.observe(exc.rate_limit)
+        text = str(exc)
+        if isinstance(exc, RateLimitedError):
+            await self._budget.pause_for_rate_limit(
+                retry_after_seconds=exc.retry_after_seconds,
+                interval_seconds=exc.interval_seconds,
+                daily=exc.is_daily,
+                detail=text,
+            )
+            return group.results(
+                ResultKind.RATE_LIMITED,
+                http_status=429,
+                error=text,
+                retry_after_seconds=exc.retry_after_seconds,
+            )
+        if isinstance(exc, AuthError):
+            await self._budget.pause_for_auth(detail=text)
+            return group.results(ResultKind.AUTH_PAUSED, http_status=exc.http_status, error=text)
+        if isinstance(exc, TransientError):
+            wait = max(exc.retry_after_seconds or 0.0, exc.min_wait_seconds or 0.0) or None
+            return group.results(
+                ResultKind.RETRY, http_status=exc.http_status, error=text, retry_after_seconds=wait
+            )
+        return group.results(ResultKind.FAILED, http_status=exc.http_status, error=text)

@@ -1,0 +1,272 @@
+"""The worker loop: wait for work, claim a batch, sync it, record outcomes; drain on stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from leadsync.config import Settings
+from leadsync.context import AppContext
+from leadsync.db import transaction, utcnow
+from leadsync.hubspot.client import HubSpotClient
+from leadsync.hubspot.errors import AuthError, HubSpotError
+from leadsync.logging import get_logger
+from leadsync.sync import queue
+from leadsync.sync.gate import Gate, Paused, PauseReason, ProbeDue
+from leadsync.sync.listener import PostgresListener
+from leadsync.sync.outcomes import to_completion
+from leadsync.sync.queue import LeadSnapshot
+from leadsync.sync.retry import RetryPolicy
+from leadsync.sync.service import LeadResult, ResultKind, SyncService
+
+log = get_logger(__name__)
+# Single mode costs one or two calls per lead at ~19 calls/s: small claims keep leases short.
+SINGLE_MODE_CLAIM = 10
+
+
+class Worker:
+    """Drains due leads to HubSpot; any number of them may share one database."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        client: HubSpotClient,
+        rng: random.Random | None = None,
+        on_results: Callable[[list[LeadResult], list[LeadSnapshot], float], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._client = client
+        self._rng = rng or random.Random()
+        self._on_results = on_results
+        self.gate = Gate(sessions=sessions, limit=settings.rate_limit, zone=settings.account_zone)
+        self._service = SyncService(
+            client=client,
+            budget=self.gate,
+            mode=settings.hubspot_write_mode,
+            extra_properties=settings.hubspot_extra_properties,
+        )
+        self._policy = RetryPolicy(
+            base_seconds=settings.retry_base_seconds,
+            cap_seconds=settings.retry_cap_seconds,
+            max_attempts=settings.max_attempts,
+        )
+        self._claim_size = (
+            settings.batch_size
+            if settings.hubspot_write_mode == "batch"
+            else min(settings.batch_size, SINGLE_MODE_CLAIM)
+        )
+        self._woken = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._next_reconcile = 0.0
+
+    def wake(self) -> None:
+        """Ask the loop to look for due leads now (called after a lead commits)."""
+        if self._settings.wakeups_enabled:
+            self._woken.set()
+
+    async def run(self) -> None:
+        """Loop until stop(): claim due leads while the budget allows, record every outcome."""
+        log.info("sync.worker.started", mode=self._settings.hubspot_write_mode)
+        try:
+            while not self._stopping.is_set():
+                await self._step()
+        finally:
+            await self._drain()
+            log.info("sync.worker.stopped")
+
+    async def stop(self) -> None:
+        """Stop claiming; in-flight batches finish or release their leases."""
+        self._stopping.set()
+        self._woken.set()
+
+    async def _step(self) -> None:
+        if time.monotonic() >= self._next_reconcile:
+            await self.reconcile()
+            self._next_reconcile = time.monotonic() + self._settings.reconcile_interval_seconds
+        if not await self._gate_open():
+            return
+        if len(self._inflight) >= self._settings.max_inflight_batches:
+            await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+            return
+        self._woken.clear()
+        leads = await self.claim()
+        if leads:
+            task = asyncio.create_task(self.process(leads))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+            return
+        await self._idle(self._settings.poll_interval_seconds)
+
+    async def _gate_open(self) -> bool:
+        state = await self.gate.state()
+        now = utcnow()
+        if not state.paused(now):
+            return True
+        if state.paused_until is not None and state.paused_until > now:
+            await self._idle((state.paused_until - now).total_seconds(), wakeable=False)
+            return False
+        try:  # a credential pause that has run out: one worker probes, the others wait
+            await self.gate.reserve()
+        except ProbeDue:
+            await self._probe()
+        except Paused as paused:
+            await self._idle((paused.until - utcnow()).total_seconds(), wakeable=False)
+        return False
+
+    async def _probe(self) -> None:
+        try:
+            await self._client.probe()
+        except AuthError as exc:
+            log.warning("sync.auth.probe_failed", http_status=exc.http_status, error=str(exc))
+            return
+        except HubSpotError as exc:
+            log.warning("sync.auth.probe_inconclusive", http_status=exc.http_status)
+            return
+        await self.gate.resume()
+        log.info("sync.auth.resumed")
+        self._woken.set()
+
+    async def _idle(self, seconds: float, *, wakeable: bool = True) -> None:
+        seconds = max(0.0, min(seconds, self._settings.poll_interval_seconds))
+        waiters: set[asyncio.Future[object]] = {asyncio.ensure_future(self._stopping.wait())}
+        if wakeable:
+            waiters.add(asyncio.ensure_future(self._woken.wait()))
+        if self._inflight:
+            # A finished batch frees a slot: look for more work at once.
+            waiters.add(asyncio.ensure_future(_first_done(self._inflight)))
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def claim(self) -> list[LeadSnapshot]:
+        """Lease the next due leads to this worker."""
+        async with transaction(self._sessions) as session:
+            return await queue.claim(
+                session,
+                limit=self._claim_size,
+                lease_seconds=self._settings.lease_seconds,
+                now=utcnow(),
+            )
+
+    async def process(self, leads: list[LeadSnapshot]) -> None:
+        """Sync one claimed batch and record each lead's outcome under its lease."""
+        started = time.monotonic()
+        try:
+            results = await self._service.sync(leads)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._release(leads))
+            raise
+        except Exception as exc:  # a bug must not strand leads: they retry with backoff
+            log.exception("sync.batch.crashed", lead_ids=[lead.id for lead in leads])
+            error = f"internal error: {type(exc).__name__}"
+            results = [LeadResult(lead.id, ResultKind.RETRY, error=error) for lead in leads]
+        await asyncio.shield(self._record(leads, results, time.monotonic() - started))
+
+    async def _record(
+        self, leads: list[LeadSnapshot], results: list[LeadResult], seconds: float
+    ) -> None:
+        now = utcnow()
+        state = await self.gate.state()
+        resume_at = state.paused_until if state.paused(now) else None
+        by_id = {lead.id: lead for lead in leads}
+        completions = [
+            to_completion(
+                result=result,
+                lead=by_id[result.lead_id],
+                policy=self._policy,
+                rng=self._rng,
+                now=now,
+                resume_at=resume_at,
+            )
+            for result in results
+        ]
+        async with transaction(self._sessions) as session:
+            await queue.complete(session, completions=completions, now=now)
+        duration_ms = round(seconds * 1000, 1)
+        for result, completion in zip(results, completions, strict=True):
+            log_event = log.info if result.kind is ResultKind.SYNCED else log.warning
+            if result.kind is ResultKind.RELEASED:
+                log_event = log.debug
+            log_event(
+                f"sync.lead.{result.kind.value}",
+                lead_id=result.lead_id,
+                hubspot_id=result.hubspot_id,
+                http_status=result.http_status,
+                attempt=completion.attempts,
+                status=completion.status.value,
+                duration_ms=duration_ms,
+                error=result.error,
+            )
+        if self._on_results is not None:
+            self._on_results(results, leads, seconds)
+
+    async def _release(self, leads: list[LeadSnapshot]) -> None:
+        results = [LeadResult(lead.id, ResultKind.RELEASED) for lead in leads]
+        await self._record(leads, results, 0.0)
+
+    async def _drain(self) -> None:
+        if not self._inflight:
+            return
+        grace = self._settings.lease_seconds / 2
+        log.info("sync.worker.draining", batches=len(self._inflight), grace_seconds=grace)
+        _done, pending = await asyncio.wait(self._inflight, timeout=grace)
+        for task in pending:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def reconcile(self) -> None:
+        """Requeue leads FAILED by transient errors long enough ago; free dead leases."""
+        now = utcnow()
+        async with transaction(self._sessions) as session:
+            requeued = await queue.requeue_failed(
+                session,
+                now=now,
+                older_than_seconds=self._settings.reconcile_after_seconds,
+                transient_only=True,
+            )
+            released = await queue.release_expired_leases(session, now=now)
+        if requeued or released:
+            log.info("sync.reconciled", requeued=requeued, expired_leases=released)
+
+
+async def _first_done(tasks: set[asyncio.Task[None]]) -> object:
+    return await asyncio.wait(set(tasks), return_when=asyncio.FIRST_COMPLETED)
+
+
+async def start_in_app(ctx: AppContext, stack: AsyncExitStack) -> Callable[[], None]:
+    """Run a worker beside the API for the app's lifetime; return its wake-up hook."""
+    client = await stack.enter_async_context(HubSpotClient.from_settings(ctx.settings))
+    worker = Worker(settings=ctx.settings, sessions=ctx.sessions, client=client)
+    await start_worker(worker, settings=ctx.settings, stack=stack)
+    return worker.wake
+
+
+async def start_worker(worker: Worker, *, settings: Settings, stack: AsyncExitStack) -> None:
+    """Start the loop (and the PostgreSQL listener) as tasks that the stack stops and drains."""
+    task = asyncio.create_task(worker.run(), name="leadsync-worker")
+
+    async def stop() -> None:
+        await worker.stop()
+        await task
+
+    stack.push_async_callback(stop)
+    if settings.is_postgres and settings.wakeups_enabled:
+        listener = PostgresListener(url=settings.async_database_url, on_notify=worker.wake)
+        await listener.start()
+        stack.push_async_callback(listener.stop)
+
+
+__all__ = ["PauseReason", "Worker", "start_in_app", "start_worker"]
