@@ -22,6 +22,7 @@ from leadsync.leads.api import internal as leads_internal
 from leadsync.leads.api import public as leads_public
 from leadsync.leads.schemas import ErrorResponse
 from leadsync.logging import get_logger
+from leadsync.sync.api import router as sync_internal
 
 log = get_logger(__name__)
 
@@ -164,6 +165,7 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(leads_public)
     app.include_router(leads_internal)
+    app.include_router(sync_internal)
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")
     async def healthz() -> dict[str, str]:

@@ -100,6 +100,116 @@ def migrate() -> None:
         typer.echo(f"schema upgraded from {before or 'nothing'} to {after}")
 
 
+@app.command()
+def worker() -> None:
+    """Run a sync worker alone (any number of them may share one PostgreSQL).
+
+    SIGTERM or Ctrl-C drains: in-flight batches finish or release their leases before exit.
+    """
+    settings = settings_or_exit()
+    asyncio.run(_run_worker(settings))
+
+
+async def _run_worker(settings: Settings) -> None:
+    import signal
+    from contextlib import AsyncExitStack
+
+    from leadsync.db import create_sessionmaker
+    from leadsync.hubspot.client import HubSpotClient
+    from leadsync.sync.worker import Worker, start_worker
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    engine = create_engine(settings.async_database_url)
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(engine.dispose)
+        await migrations.upgrade(engine)
+        client = await stack.enter_async_context(HubSpotClient.from_settings(settings))
+        sync_worker = Worker(settings=settings, sessions=create_sessionmaker(engine), client=client)
+        await start_worker(sync_worker, settings=settings, stack=stack)
+        await stop.wait()
+        log.info("sync.worker.signal", action="draining")
+
+
+@app.command("resync-failed")
+def resync_failed(
+    lead_id: Annotated[
+        list[int] | None,
+        typer.Option("--lead-id", min=1, help="Only this lead (repeat for several)."),
+    ] = None,
+    older_than: Annotated[
+        float | None,
+        typer.Option(min=0, help="Only leads whose last attempt is at least SECONDS old."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Requeue at most this many.")] = None,
+) -> None:
+    """Put FAILED leads back in the queue (attempts reset; the last error stays until replaced)."""
+    from leadsync.sync.api import ResyncRequest
+    from leadsync.sync.api import resync_failed as requeue
+
+    settings = settings_or_exit()
+    request = ResyncRequest(lead_ids=lead_id or None, older_than_seconds=older_than, limit=limit)
+
+    async def run() -> int:
+        engine = create_engine(settings.async_database_url)
+        try:
+            from leadsync.db import create_sessionmaker
+
+            return await requeue(create_sessionmaker(engine), request=request)
+        finally:
+            await engine.dispose()
+
+    typer.echo(f"requeued {asyncio.run(run())} FAILED lead(s)")
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Show leads per sync status, the oldest due lead, the gate and the request budget."""
+    from leadsync.db import create_sessionmaker
+    from leadsync.sync.api import SyncStatusOut, sync_status
+
+    settings = settings_or_exit()
+
+    async def run() -> SyncStatusOut:
+        engine = create_engine(settings.async_database_url)
+        try:
+            return await sync_status(create_sessionmaker(engine), settings=settings)
+        finally:
+            await engine.dispose()
+
+    report = asyncio.run(run())
+    if as_json:
+        typer.echo(report.model_dump_json(indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="leads by sync status")
+    table.add_column("status")
+    table.add_column("leads", justify="right")
+    for name, count in report.counts.items():
+        table.add_row(name, str(count))
+    console = Console()
+    console.print(table)
+    oldest = report.oldest_due_seconds
+    console.print(f"oldest due lead: {'none' if oldest is None else f'{oldest:.1f} s'}")
+    gate = report.gate
+    if gate.paused:
+        console.print(f"sync PAUSED ({gate.reason}) until {gate.paused_until}: {gate.detail}")
+    else:
+        console.print("sync running")
+    budget = report.budget
+    console.print(
+        f"budget {budget.limit} (one request every {budget.seconds_between_requests} s); "
+        f"HubSpot reported max={budget.reported_max} remaining={budget.reported_remaining} "
+        f"daily_remaining={budget.daily_remaining}"
+    )
+
+
 def main() -> None:
     """Entry point of the console script."""
     app()
