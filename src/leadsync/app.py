@@ -8,13 +8,14 @@ from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from leadsync import __version__, migrations
+from leadsync import __version__, metrics, migrations
 from leadsync.config import Settings
 from leadsync.context import AppContext
 from leadsync.db import create_engine, create_sessionmaker
@@ -148,6 +149,7 @@ def create_app(
                     log.info("db.migrated", before=before, after=after)
             ctx = AppContext(settings=settings, engine=engine, sessions=create_sessionmaker(engine))
             app.state.ctx = ctx
+            await metrics.start_sampler(ctx.sessions, settings=settings, stack=stack)
             if background is not None:
                 ctx.wake_worker = await background(ctx, stack)
             yield
@@ -166,6 +168,10 @@ def create_app(
     app.include_router(leads_public)
     app.include_router(leads_internal)
     app.include_router(sync_internal)
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")
     async def healthz() -> dict[str, str]:

@@ -101,22 +101,30 @@ def migrate() -> None:
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="Serve Prometheus metrics on this port (/metrics)."),
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Interface for --metrics-port.")] = "127.0.0.1",
+) -> None:
     """Run a sync worker alone (any number of them may share one PostgreSQL).
 
     SIGTERM or Ctrl-C drains: in-flight batches finish or release their leases before exit.
     """
     settings = settings_or_exit()
-    asyncio.run(_run_worker(settings))
+    asyncio.run(_run_worker(settings, metrics_port=metrics_port, metrics_host=metrics_host))
 
 
-async def _run_worker(settings: Settings) -> None:
+async def _run_worker(settings: Settings, *, metrics_port: int | None, metrics_host: str) -> None:
     import signal
     from contextlib import AsyncExitStack
 
+    from prometheus_client import start_http_server
+
+    from leadsync import metrics
     from leadsync.db import create_sessionmaker
-    from leadsync.hubspot.client import HubSpotClient
-    from leadsync.sync.worker import Worker, start_worker
+    from leadsync.sync.worker import build_worker, start_worker
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -126,8 +134,13 @@ async def _run_worker(settings: Settings) -> None:
     async with AsyncExitStack() as stack:
         stack.push_async_callback(engine.dispose)
         await migrations.upgrade(engine)
-        client = await stack.enter_async_context(HubSpotClient.from_settings(settings))
-        sync_worker = Worker(settings=settings, sessions=create_sessionmaker(engine), client=client)
+        sessions = create_sessionmaker(engine)
+        if metrics_port is not None:
+            server, _thread = start_http_server(metrics_port, addr=metrics_host)
+            stack.callback(server.shutdown)
+            await metrics.start_sampler(sessions, settings=settings, stack=stack)
+            log.info("metrics.serving", port=metrics_port)
+        sync_worker = await build_worker(settings, sessions=sessions, stack=stack)
         await start_worker(sync_worker, settings=settings, stack=stack)
         await stop.wait()
         log.info("sync.worker.signal", action="draining")

@@ -19,6 +19,7 @@ from leadsync.leads.schemas import (
     LeadOut,
     LeadPage,
 )
+from leadsync.metrics import LEADS_CREATED
 
 public = APIRouter(tags=["leads"])
 internal = APIRouter(prefix="/internal", tags=["internal"], dependencies=[InternalAuth])
@@ -72,6 +73,7 @@ async def create_lead(
             "this Idempotency-Key was already used with a different body",
         ) from None
     if stored.created:
+        LEADS_CREATED.inc()
         ctx.wake_worker()
     else:
         response.status_code = status.HTTP_200_OK

@@ -11,6 +11,7 @@ from contextlib import AsyncExitStack
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from leadsync import metrics
 from leadsync.config import Settings
 from leadsync.context import AppContext
 from leadsync.db import transaction, utcnow
@@ -248,10 +249,24 @@ async def _first_done(tasks: set[asyncio.Task[None]]) -> object:
 
 async def start_in_app(ctx: AppContext, stack: AsyncExitStack) -> Callable[[], None]:
     """Run a worker beside the API for the app's lifetime; return its wake-up hook."""
-    client = await stack.enter_async_context(HubSpotClient.from_settings(ctx.settings))
-    worker = Worker(settings=ctx.settings, sessions=ctx.sessions, client=client)
+    worker = await build_worker(ctx.settings, sessions=ctx.sessions, stack=stack)
     await start_worker(worker, settings=ctx.settings, stack=stack)
     return worker.wake
+
+
+async def build_worker(
+    settings: Settings, *, sessions: async_sessionmaker[AsyncSession], stack: AsyncExitStack
+) -> Worker:
+    """Build a worker with its HubSpot client and metrics hooks; the stack closes the client."""
+    client = await stack.enter_async_context(
+        HubSpotClient.from_settings(settings, observer=metrics.observe_hubspot_request)
+    )
+    return Worker(
+        settings=settings,
+        sessions=sessions,
+        client=client,
+        on_results=metrics.observe_sync_results,
+    )
 
 
 async def start_worker(worker: Worker, *, settings: Settings, stack: AsyncExitStack) -> None:
@@ -269,4 +284,4 @@ async def start_worker(worker: Worker, *, settings: Settings, stack: AsyncExitSt
         stack.push_async_callback(listener.stop)
 
 
-__all__ = ["PauseReason", "Worker", "start_in_app", "start_worker"]
+__all__ = ["PauseReason", "Worker", "build_worker", "start_in_app", "start_worker"]
