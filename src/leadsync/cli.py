@@ -223,6 +223,15 @@ def status(
     )
 
 
+def _register_subcommands() -> None:
+    from leadsync.sandbox.command import register as register_sandbox
+
+    register_sandbox(app)
+
+
+_register_subcommands()
+
+
 def main() -> None:
     """Entry point of the console script."""
     app()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -29,6 +30,7 @@ SPACING_MARGIN = 1.03
 # Below this share of HubSpot's reported remaining budget, leave an extra slot free:
 # something else (another integration on the same app) is spending it too.
 LOW_REMAINING_SHARE = 0.1
+OBSERVE_EVERY_SECONDS = 1.0
 AUTH_PROBE_FIRST_SECONDS = 5.0
 AUTH_PROBE_MAX_SECONDS = 300.0
 
@@ -100,6 +102,8 @@ class Gate:
         self._limit = limit
         self._zone = zone
         self._clock = clock
+        self._last_max: int | None = None
+        self._next_observe = 0.0
 
     async def _row(self, session: AsyncSession) -> HubSpotGate:
         row = (
@@ -126,17 +130,22 @@ class Gate:
             now = self._clock()
             if row.paused_until is not None and row.paused_until > now:
                 raise Paused(until=row.paused_until, reason=row.pause_reason or "unknown")
-            if row.pause_reason == PauseReason.AUTH:
+            probe = row.pause_reason == PauseReason.AUTH
+            if probe:
                 # Only the caller that moves the deadline on probes; the others wait for it.
                 row.paused_until = now + dt.timedelta(seconds=auth_probe_delay(row.auth_failures))
                 row.auth_failures += 1
-                raise ProbeDue
-            if row.pause_reason is not None:
-                row.pause_reason = row.pause_detail = None
-                row.paused_until = None
-            slot = max(row.next_slot_at, now)
-            row.next_slot_at = slot + dt.timedelta(seconds=self.spacing(row.reported_max))
-            return slot
+            else:
+                if row.pause_reason is not None:
+                    row.pause_reason = row.pause_detail = None
+                    row.paused_until = None
+                slot = max(row.next_slot_at, now)
+                row.next_slot_at = slot + dt.timedelta(seconds=self.spacing(row.reported_max))
+        # Raised after the commit: raising inside the transaction would roll the new deadline
+        # back, and every caller (every worker loop, at once and forever) would probe.
+        if probe:
+            raise ProbeDue
+        return slot
 
     async def acquire(self) -> None:
         """Wait for this worker's turn to send one request (raises Paused or ProbeDue)."""
@@ -149,6 +158,18 @@ class Gate:
         """Correct the budget from HubSpot's rate-limit headers of a response."""
         if info == RateLimitInfo():
             return
+        low = (
+            info.remaining is not None
+            and info.max is not None
+            and info.remaining < info.max * LOW_REMAINING_SHARE
+        )
+        now_mono = time.monotonic()
+        # The headers arrive with every response; persisting them once a second is enough
+        # for status and metrics, unless they call for action (a new max, a low remaining).
+        if not low and info.max == self._last_max and now_mono < self._next_observe:
+            return
+        self._last_max = info.max
+        self._next_observe = now_mono + OBSERVE_EVERY_SECONDS
         async with transaction(self._sessions) as session:
             row = await self._row(session)
             row.reported_max = info.max if info.max is not None else row.reported_max
@@ -156,11 +177,7 @@ class Gate:
             row.reported_interval_ms = info.interval_milliseconds
             if info.daily_remaining is not None:
                 row.daily_remaining = info.daily_remaining
-            if (
-                info.remaining is not None
-                and info.max
-                and info.remaining < info.max * LOW_REMAINING_SHARE
-            ):
+            if low:
                 spacing = dt.timedelta(seconds=self.spacing(row.reported_max))
                 row.next_slot_at = max(row.next_slot_at, self._clock()) + spacing
 

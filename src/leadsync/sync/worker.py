@@ -29,6 +29,8 @@ from leadsync.sync.service import LeadResult, ResultKind, SyncService
 log = get_logger(__name__)
 # Single mode costs one or two calls per lead at ~19 calls/s: small claims keep leases short.
 SINGLE_MODE_CLAIM = 10
+# Outcomes whose next attempt waits for the gate's pause to end.
+_WAITS_FOR_GATE = frozenset({ResultKind.RATE_LIMITED, ResultKind.AUTH_PAUSED, ResultKind.RELEASED})
 
 
 class Worker:
@@ -179,8 +181,10 @@ class Worker:
         self, leads: list[LeadSnapshot], results: list[LeadResult], seconds: float
     ) -> None:
         now = utcnow()
-        state = await self.gate.state()
-        resume_at = state.paused_until if state.paused(now) else None
+        resume_at = None
+        if any(result.kind in _WAITS_FOR_GATE for result in results):
+            state = await self.gate.state()
+            resume_at = state.paused_until if state.paused(now) else None
         by_id = {lead.id: lead for lead in leads}
         completions = [
             to_completion(
