@@ -79,6 +79,11 @@ def _due(now: dt.datetime) -> Select[int]:
     return select(Lead.id).where(_UNFINISHED, Lead.hubspot_next_attempt_at <= now)
 
 
+async def has_due(session: AsyncSession, *, now: dt.datetime) -> bool:
+    """Return whether any lead is due (uses the partial index; takes no lock)."""
+    return (await session.execute(_due(now).limit(1))).first() is not None
+
+
 async def claim(
     session: AsyncSession, *, limit: int, lease_seconds: float, now: dt.datetime
 ) -> list[LeadSnapshot]:

@@ -88,6 +88,20 @@ class _Group:
         return [LeadResult(lead.id, kind, **values) for lead in self.leads]  # type: ignore[arg-type]
 
 
+@dataclass(slots=True)
+class _Turns:
+    """The request turns of one sync call; the worker may have paid for the first already."""
+
+    budget: Budget
+    prepaid: bool
+
+    async def acquire(self) -> None:
+        if self.prepaid:
+            self.prepaid = False
+            return
+        await self.budget.acquire()
+
+
 def group_by_email(leads: Sequence[LeadSnapshot]) -> list[_Group]:
     """Group leads by (already lowercased) email, keeping id order inside each group."""
     groups: dict[str, list[LeadSnapshot]] = {}
@@ -112,24 +126,30 @@ class SyncService:
         self._mode = mode
         self._extra = dict(extra_properties or {})
 
-    async def sync(self, leads: Sequence[LeadSnapshot]) -> list[LeadResult]:
-        """Send the leads to HubSpot and return one result per lead."""
+    async def sync(
+        self, leads: Sequence[LeadSnapshot], *, prepaid: bool = False
+    ) -> list[LeadResult]:
+        """Send the leads to HubSpot and return one result per lead.
+
+        `prepaid`: the caller already waited for the budget's slot of the first request.
+        """
         groups = group_by_email(leads)
+        turns = _Turns(self._budget, prepaid)
         if self._mode == "batch":
-            return await self._upsert(groups)
+            return await self._upsert(groups, turns)
         results: list[LeadResult] = []
         for index, group in enumerate(groups):
             try:
-                results += await self._single(group)
+                results += await self._single(group, turns)
             except (Paused, ProbeDue):
                 for rest in groups[index:]:
                     results += rest.results(ResultKind.RELEASED)
                 break
         return results
 
-    async def _upsert(self, groups: list[_Group]) -> list[LeadResult]:
+    async def _upsert(self, groups: list[_Group], turns: _Turns) -> list[LeadResult]:
         try:
-            await self._budget.acquire()
+            await turns.acquire()
         except (Paused, ProbeDue):
             return [r for g in groups for r in g.results(ResultKind.RELEASED)]
         inputs = [UpsertInput(g.email, g.properties(self._extra), g.trace_id) for g in groups]
@@ -141,10 +161,12 @@ class SyncService:
                 # One bad input fails the whole batch: halve until it stands alone, so the
                 # others still sync and k bad leads cost about k*log2(n) calls.
                 middle = len(groups) // 2
-                return await self._upsert(groups[:middle]) + await self._upsert(groups[middle:])
+                left = await self._upsert(groups[:middle], turns)
+                return left + await self._upsert(groups[middle:], turns)
             return groups[0].results(ResultKind.FAILED, http_status=exc.http_status, error=str(exc))
         except HubSpotError as exc:
-            return [r for g in groups for r in await self._failure(g, exc)]
+            # One response, one pause: not one shared-gate write per email of the batch.
+            return await self._failure(groups, exc)
         await self._budget.observe(reply.rate_limit)
         by_email = reply.by_email
         failed: dict[str, str] = {}
@@ -170,10 +192,10 @@ class SyncService:
                 )
         return results
 
-    async def _single(self, group: _Group) -> list[LeadResult]:
+    async def _single(self, group: _Group, turns: _Turns) -> list[LeadResult]:
         properties = group.properties(self._extra)
         try:
-            await self._budget.acquire()
+            await turns.acquire()
             try:
                 contact = await self._client.create_contact(properties=properties)
                 status = 201
@@ -184,7 +206,7 @@ class SyncService:
                     return group.results(
                         ResultKind.RETRY, http_status=409, error=f"{conflict} (id not found yet)"
                     )
-                await self._budget.acquire()
+                await turns.acquire()
                 contact = await self._client.update_contact(
                     contact_id=contact_id, properties=properties
                 )
@@ -192,7 +214,7 @@ class SyncService:
         except (Paused, ProbeDue):
             raise
         except HubSpotError as exc:
-            return await self._failure(group, exc)
+            return await self._failure([group], exc)
         await self._budget.observe(contact.rate_limit)
         return group.results(ResultKind.SYNCED, hubspot_id=contact.id, http_status=status)
 
@@ -205,9 +227,10 @@ class SyncService:
             return None
         return found.id if found is not None else None
 
-    async def _failure(self, group: _Group, exc: HubSpotError) -> list[LeadResult]:
+    async def _failure(self, groups: list[_Group], exc: HubSpotError) -> list[LeadResult]:
         await self._budget.observe(exc.rate_limit)
         text = str(exc)
+        values: dict[str, object] = {"http_status": exc.http_status, "error": text}
         if isinstance(exc, RateLimitedError):
             await self._budget.pause_for_rate_limit(
                 retry_after_seconds=exc.retry_after_seconds,
@@ -215,18 +238,15 @@ class SyncService:
                 daily=exc.is_daily,
                 detail=text,
             )
-            return group.results(
-                ResultKind.RATE_LIMITED,
-                http_status=429,
-                error=text,
-                retry_after_seconds=exc.retry_after_seconds,
-            )
-        if isinstance(exc, AuthError):
+            kind = ResultKind.RATE_LIMITED
+            values |= {"http_status": 429, "retry_after_seconds": exc.retry_after_seconds}
+        elif isinstance(exc, AuthError):
             await self._budget.pause_for_auth(detail=text)
-            return group.results(ResultKind.AUTH_PAUSED, http_status=exc.http_status, error=text)
-        if isinstance(exc, TransientError):
+            kind = ResultKind.AUTH_PAUSED
+        elif isinstance(exc, TransientError):
             wait = max(exc.retry_after_seconds or 0.0, exc.min_wait_seconds or 0.0) or None
-            return group.results(
-                ResultKind.RETRY, http_status=exc.http_status, error=text, retry_after_seconds=wait
-            )
-        return group.results(ResultKind.FAILED, http_status=exc.http_status, error=text)
+            kind = ResultKind.RETRY
+            values["retry_after_seconds"] = wait
+        else:
+            kind = ResultKind.FAILED
+        return [r for group in groups for r in group.results(kind, **values)]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -96,35 +98,45 @@ class Worker:
         if time.monotonic() >= self._next_reconcile:
             await self.reconcile()
             self._next_reconcile = time.monotonic() + self._settings.reconcile_interval_seconds
-        if not await self._gate_open():
-            return
         if len(self._inflight) >= self._settings.max_inflight_batches:
             await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
             return
         self._woken.clear()
-        leads = await self.claim()
-        if leads:
-            task = asyncio.create_task(self.process(leads))
-            self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
+        if not await self.has_due():
+            await self._idle(self._settings.poll_interval_seconds)
             return
-        await self._idle(self._settings.poll_interval_seconds)
-
-    async def _gate_open(self) -> bool:
-        state = await self.gate.state()
-        now = utcnow()
-        if not state.paused(now):
-            return True
-        if state.paused_until is not None and state.paused_until > now:
-            await self._idle((state.paused_until - now).total_seconds(), wakeable=False)
-            return False
-        try:  # a credential pause that has run out: one worker probes, the others wait
-            await self.gate.reserve()
-        except ProbeDue:
+        try:
+            slot = await self.gate.reserve()
+        except ProbeDue:  # a credential pause ran out: this worker probes, the others wait
             await self._probe()
+            return
         except Paused as paused:
             await self._idle((paused.until - utcnow()).total_seconds(), wakeable=False)
-        return False
+            return
+        # Claim at the slot, not before: whatever arrived while waiting joins this batch.
+        claimed = asyncio.Event()
+        task = asyncio.create_task(self._claim_and_process(slot, claimed))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        # One claim at a time: the next slot is reserved only once this one knows its leads,
+        # so an idle queue does not book slots that nobody will use.
+        await _first_of(claimed.wait(), task)
+
+    async def has_due(self) -> bool:
+        """Return whether any lead is due now (one indexed probe, no lock)."""
+        async with self._sessions() as session:
+            return await queue.has_due(session, now=utcnow())
+
+    async def _claim_and_process(self, slot: dt.datetime, claimed: asyncio.Event) -> None:
+        try:
+            wait = (slot - utcnow()).total_seconds()
+            if wait > 0:
+                await asyncio.sleep(wait)  # pacing to the shared schedule
+            leads = await self.claim()
+        finally:
+            claimed.set()
+        if leads:
+            await self.process(leads, prepaid=True)
 
     async def _probe(self) -> None:
         try:
@@ -163,11 +175,11 @@ class Worker:
                 now=utcnow(),
             )
 
-    async def process(self, leads: list[LeadSnapshot]) -> None:
+    async def process(self, leads: list[LeadSnapshot], *, prepaid: bool = False) -> None:
         """Sync one claimed batch and record each lead's outcome under its lease."""
         started = time.monotonic()
         try:
-            results = await self._service.sync(leads)
+            results = await self._service.sync(leads, prepaid=prepaid)
         except asyncio.CancelledError:
             await asyncio.shield(self._release(leads))
             raise
@@ -245,6 +257,14 @@ class Worker:
             released = await queue.release_expired_leases(session, now=now)
         if requeued or released:
             log.info("sync.reconciled", requeued=requeued, expired_leases=released)
+
+
+async def _first_of(event_wait: Coroutine[Any, Any, object], task: asyncio.Task[None]) -> None:
+    waiter = asyncio.ensure_future(event_wait)
+    try:
+        await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
 
 
 async def _first_done(tasks: set[asyncio.Task[None]]) -> object:
