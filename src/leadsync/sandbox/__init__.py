@@ -1,0 +1,27 @@
+"""A local HubSpot CRM v3 contacts API, faults included, for tests, benchmarks and the demo."""
+
+from leadsync.sandbox.app import create_sandbox_app
+from leadsync.sandbox.clock import ManualClock
+from leadsync.sandbox.config import DEFAULT_TOKEN, SandboxConfig
+from leadsync.sandbox.server import (
+    RunningSandbox,
+    SandboxProcess,
+    run_sandbox,
+    serve_sandbox,
+    spawn_sandbox,
+)
+from leadsync.sandbox.state import SandboxState, sandbox_state
+
+__all__ = [
+    "DEFAULT_TOKEN",
+    "ManualClock",
+    "RunningSandbox",
+    "SandboxConfig",
+    "SandboxProcess",
+    "SandboxState",
+    "create_sandbox_app",
+    "run_sandbox",
+    "sandbox_state",
+    "serve_sandbox",
+    "spawn_sandbox",
+]
