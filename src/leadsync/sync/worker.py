@@ -73,6 +73,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
         self._next_reconcile = 0.0
+        self._backlog = False
 
     def wake(self) -> None:
         """Ask the loop to look for due leads now (called after a lead commits)."""
@@ -102,7 +103,7 @@ class Worker:
             await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
             return
         self._woken.clear()
-        if not await self.has_due():
+        if not self._backlog and not await self.has_due():
             await self._idle(self._settings.poll_interval_seconds)
             return
         try:
@@ -118,9 +119,11 @@ class Worker:
         task = asyncio.create_task(self._claim_and_process(slot, claimed))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
-        # One claim at a time: the next slot is reserved only once this one knows its leads,
-        # so an idle queue does not book slots that nobody will use.
-        await _first_of(claimed.wait(), task)
+        # While the last claim came back full there is a backlog: book the next slots at once
+        # so batches overlap. Otherwise one claim at a time, so that a quiet queue does not
+        # book slots that nobody will use.
+        if not self._backlog:
+            await _first_of(claimed.wait(), task)
 
     async def has_due(self) -> bool:
         """Return whether any lead is due now (one indexed probe, no lock)."""
@@ -133,6 +136,7 @@ class Worker:
             if wait > 0:
                 await asyncio.sleep(wait)  # pacing to the shared schedule
             leads = await self.claim()
+            self._backlog = len(leads) >= self._claim_size
         finally:
             claimed.set()
         if leads:

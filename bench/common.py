@@ -1,0 +1,272 @@
+"""Shared plumbing of the benchmarks: machine facts, scratch databases, processes, results."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from leadsync.sandbox.server import SandboxProcess, spawn_sandbox
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "RESULTS.md"
+LEADSYNC = str(Path(sys.executable).parent / "leadsync")
+PG_ADMIN_URL = os.environ.get("LEADSYNC_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _exit_on_sigterm(_signum: int, _frame: object) -> None:
+    # Turn SIGTERM into SystemExit so that `finally` blocks stop the processes we started.
+    sys.exit(143)
+
+
+signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
+def machine() -> str:
+    """Describe the machine in one line: cores, memory, CPU model, Python."""
+    model = platform.processor() or "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem_gib = 0.0
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        mem_gib = kib / 1024 / 1024
+    return f"{os.cpu_count()} cores, {mem_gib:.0f} GiB, {model}, Python {platform.python_version()}"
+
+
+def log(message: str) -> None:
+    """Print a progress line at once."""
+    print(message, flush=True)
+
+
+@contextlib.contextmanager
+def scratch_postgres(name: str) -> Iterator[str]:
+    """Create a throw-away PostgreSQL database; yield its URL; drop it afterwards."""
+    database = f"leadsync_bench_{name}_{os.getpid()}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+    asyncio.run(admin(f'CREATE DATABASE "{database}"'))
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{database}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+
+
+def migrate(database_url: str) -> None:
+    """Bring a database to the schema head with the real CLI."""
+    subprocess.run(
+        [LEADSYNC, "migrate"], env=service_env(database_url), check=True, capture_output=True
+    )
+
+
+def service_env(database_url: str, **extra: str) -> dict[str, str]:
+    """Return the environment of a leadsync process for a benchmark."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HUBSPOT_", "LEADSYNC_"))}
+    env.update({"DATABASE_URL": database_url, "LEADSYNC_LOG_LEVEL": "WARNING", **extra})
+    return env
+
+
+async def insert_backlog(database_url: str, *, count: int, status: str = "PENDING") -> None:
+    """Insert `count` leads quickly with COPY (unique emails, due now)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        now = dt.datetime.now(dt.UTC)
+        due = now if status == "PENDING" else None
+        # Pre-filled history is stamped long ago so that rate windows ignore it.
+        synced = dt.datetime(2020, 1, 1, tzinfo=dt.UTC) if status == "SYNCED" else None
+        hubspot_id = "1" if status == "SYNCED" else None
+        tag = f"{status.lower()}{os.getpid()}"
+        chunk = 50_000
+        for start in range(0, count, chunk):
+            rows = [
+                (
+                    f"{tag}.{i}@bench.example",
+                    "Bench",
+                    f"Lead {i}",
+                    now,
+                    now,
+                    status,
+                    0,
+                    due,
+                    synced,
+                    hubspot_id,
+                )
+                for i in range(start, min(count, start + chunk))
+            ]
+            await conn.copy_records_to_table(
+                "leads",
+                records=rows,
+                columns=[
+                    "email",
+                    "firstname",
+                    "lastname",
+                    "created_at",
+                    "updated_at",
+                    "hubspot_sync_status",
+                    "hubspot_sync_attempts",
+                    "hubspot_next_attempt_at",
+                    "hubspot_synced_at",
+                    "hubspot_id",
+                ],
+            )
+        await conn.execute("ANALYZE leads")
+    finally:
+        await conn.close()
+
+
+async def count_status(database_url: str, status: str = "SYNCED") -> int:
+    """Count leads in one sync status."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return int(
+            await conn.fetchval("SELECT count(*) FROM leads WHERE hubspot_sync_status=$1", status)
+        )
+    finally:
+        await conn.close()
+
+
+async def wait_drained(
+    database_url: str, *, expected: int, timeout: float, label: str, status: str = "SYNCED"
+) -> float:
+    """Wait until `expected` leads are in `status`, printing progress; return the seconds."""
+    started = time.monotonic()
+    last_print = 0.0
+    while True:
+        done = await count_status(database_url, status)
+        elapsed = time.monotonic() - started
+        if done >= expected:
+            return elapsed
+        if elapsed - last_print >= 2:
+            log(f"  {label}: {done}/{expected} {status} after {elapsed:.0f} s")
+            last_print = elapsed
+        if elapsed > timeout:
+            raise TimeoutError(f"{label}: only {done}/{expected} {status} after {timeout:.0f} s")
+        await asyncio.sleep(0.1)
+
+
+async def sync_rate(
+    database_url: str, *, since: dt.datetime | None = None
+) -> tuple[float, float, int]:
+    """Return (contacts/s, seconds, synced) between the first and the last batch recorded.
+
+    Outcomes are stamped when a batch's response is recorded, so the first batch's leads
+    mark the start line and are left out of the count: what remains was synced in between.
+    """
+    conn = await asyncpg.connect(database_url)
+    try:
+        row = await conn.fetchrow(
+            "WITH s AS (SELECT hubspot_synced_at AS t FROM leads WHERE hubspot_synced_at "
+            ">= $1) SELECT min(t) AS first, max(t) AS last, count(*) AS synced, "
+            "count(*) FILTER (WHERE t = (SELECT min(t) FROM s)) AS head FROM s",
+            since or dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
+        )
+    finally:
+        await conn.close()
+    if row is None or not row["synced"]:
+        raise RuntimeError("no lead was synced")
+    seconds = (row["last"] - row["first"]).total_seconds()
+    rate = (row["synced"] - row["head"]) / seconds if seconds > 0 else float("inf")
+    return rate, seconds, int(row["synced"])
+
+
+@contextlib.contextmanager
+def sandbox(*args: str) -> Iterator[SandboxProcess]:
+    """Run the HubSpot sandbox in its own process."""
+    with spawn_sandbox(args=["--daily-limit", "0", *args]) as running:
+        yield running
+
+
+def sandbox_stats(url: str) -> dict[str, Any]:
+    """Return the sandbox's request statistics."""
+    stats: dict[str, Any] = httpx.get(f"{url}/_sandbox/stats", timeout=10).json()
+    return stats
+
+
+@contextlib.contextmanager
+def processes(commands: Sequence[Sequence[str]], *, env: dict[str, str]) -> Iterator[list[Any]]:
+    """Start processes; SIGTERM (then SIGKILL) them on exit."""
+    procs = [
+        subprocess.Popen(list(cmd), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for cmd in commands
+    ]
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def write_results(section: str, body: str) -> None:
+    """Replace (or add) one `## section` of bench/RESULTS.md, keeping the others."""
+    text = RESULTS.read_text() if RESULTS.exists() else ""
+    if not text.startswith("# "):
+        text = (
+            "# Benchmark results\n\nEach section is rewritten by the benchmark that owns it "
+            "(`make bench`, `make chaos`). Figures are as measured on the machine named in the "
+            "section; timings on a shared machine are noisy, so compare the ratios measured "
+            "within one run.\n"
+        )
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    block = f"## {section}\n\nMeasured {stamp} on {machine()}.\n\n{body.strip()}\n"
+    pattern = re.compile(rf"^## {re.escape(section)}\n.*?(?=^## |\Z)", re.S | re.M)
+    text = (
+        pattern.sub(block + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + block
+    )
+    RESULTS.write_text(text.rstrip() + "\n")
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Return a Markdown table."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def require_tool(name: str, debian_package: str) -> str:
+    """Return the path of a tool, installing its Debian package when missing (as root)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        log(f"installing {debian_package} for {name} ...")
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", debian_package],
+            check=False,
+            capture_output=True,
+        )
+        found = shutil.which(name)
+    if not found:
+        raise SystemExit(f"{name} is needed: apt-get install {debian_package}")
+    return found
