@@ -101,7 +101,17 @@ def sandbox(
     ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
-    """Serve a local HubSpot CRM v3 contacts API with its limits and faults."""
+    """Serve a local HubSpot CRM v3 contacts API with its limits and faults.
+
+    Control API (no auth) under /_sandbox/: GET contacts, GET stats,
+    POST reset, GET and PATCH config (option names with underscores).
+
+    Test-only: POST /_sandbox/inject with
+    {"status": 503, "json": {...}, "headers": {...}, "times": 1}
+    ("content": "text" instead of "json" for a raw body) answers the next
+    `times` CRM requests with that response, before auth, limits and
+    faults, changing no contact. DELETE /_sandbox/inject drops the queue.
+    """
     try:
         config = SandboxConfig(
             tokens=frozenset(token or [DEFAULT_TOKEN]),

@@ -1,4 +1,5 @@
-"""The control API under /_sandbox/: inspect contacts and stats, reset, reconfigure (no auth)."""
+"""The control API under /_sandbox/: inspect contacts and stats, reset, reconfigure, inject
+canned answers (no auth)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from leadsync.sandbox.errors import bad_request, json_response
+from leadsync.sandbox.inject import InjectedResponse
 from leadsync.sandbox.inputs import read_object
 from leadsync.sandbox.state import SandboxState
 
@@ -32,6 +34,7 @@ def control_router(*, state: SandboxState) -> APIRouter:
         snapshot: dict[str, Any] = state.stats.snapshot()
         snapshot["contacts"] = len(state.store)
         snapshot["hangs_active"] = state.hangs.active
+        snapshot["injections_pending"] = len(state.injections)
         return json_response(snapshot)
 
     @router.post("/reset")
@@ -52,10 +55,34 @@ def control_router(*, state: SandboxState) -> APIRouter:
         try:
             config = state.update_config(changes)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-            )
-            return bad_request(f"Invalid sandbox config: {problems}")
+            return bad_request(f"Invalid sandbox config: {_problems(exc)}")
         return json_response(config.model_dump(mode="json"))
 
+    @router.post("/inject")
+    async def inject(request: Request) -> Response:
+        """Answer the next `times` (default 1) CRM requests with this response, test-only.
+
+        Body: `{"status": 503, "json": {...} | "content": "text", "headers": {...}, "times": 1}`.
+        The answers replace auth, limits and faults, and change no contact.
+        """
+        raw = await read_object(request)
+        try:
+            item = InjectedResponse.model_validate(raw)
+        except ValidationError as exc:
+            return bad_request(f"Invalid injected response: {_problems(exc)}")
+        state.injections.push(item)
+        return json_response({"pending": len(state.injections)}, status=201)
+
+    @router.delete("/inject")
+    async def clear_injections() -> Response:
+        """Drop every injected answer not used yet."""
+        state.injections.clear()
+        return json_response({"pending": 0})
+
     return router
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+    )

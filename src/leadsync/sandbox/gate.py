@@ -1,4 +1,4 @@
-"""The gate in front of the CRM routes: auth, rate limits, faults and stats, as raw ASGI."""
+"""The gate in front of the CRM routes: injected answers, auth, rate limits, faults and stats."""
 
 from __future__ import annotations
 
@@ -71,8 +71,15 @@ class SandboxGate:
             await self.app(scope, receive, send)
             return
         state = self.state
-        config = state.config
         stats = state.stats
+        injected = state.injections.take()
+        if injected is not None:
+            # A canned answer (POST /_sandbox/inject) replaces everything, auth included.
+            stats.record(endpoint, injected.status)
+            stats.injected += 1
+            await injected.response()(scope, receive, send)
+            return
+        config = state.config
         now = state.clock()
         token = bearer_token(scope)
         if token is None or token not in config.tokens:

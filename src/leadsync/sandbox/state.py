@@ -10,13 +10,14 @@ from fastapi import FastAPI
 from leadsync.sandbox.clock import Clock
 from leadsync.sandbox.config import SandboxConfig
 from leadsync.sandbox.faults import FaultInjector, HangRegistry
+from leadsync.sandbox.inject import InjectionQueue
 from leadsync.sandbox.ratelimit import SECONDLY, RateLimiter
 from leadsync.sandbox.stats import Stats
 from leadsync.sandbox.store import ContactStore
 
 
 class SandboxState:
-    """Config, contacts, limiters, faults and stats of one sandbox."""
+    """Config, contacts, limiters, faults, injected answers and stats of one sandbox."""
 
     def __init__(self, *, config: SandboxConfig, clock: Clock = time.time) -> None:
         self.config = config
@@ -27,11 +28,13 @@ class SandboxState:
         self.search_limiter = RateLimiter(policy=SECONDLY)
         self.faults = FaultInjector(seed=config.seed)
         self.hangs = HangRegistry()
+        self.injections = InjectionQueue()
         self.stats = Stats()
 
     def reset(self) -> None:
-        """Forget contacts, stats and limiter history, and replay faults from the seed."""
+        """Forget contacts, stats, limiter history and injected answers; replay the faults."""
         self.store.clear()
+        self.injections.clear()
         self.stats.reset()
         self.limiter.reset()
         self.search_limiter.reset()

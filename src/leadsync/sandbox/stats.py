@@ -15,6 +15,7 @@ class Stats:
         self.requests: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.rate_limited: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
+        self.injected = 0  # answers taken from POST /_sandbox/inject
         # Fixed at HubSpot's 10 s so the figure means the same whatever limit is configured.
         self.peaks = PeakTracker(window_seconds=10.0)
 
@@ -27,6 +28,7 @@ class Stats:
         self.requests.clear()
         self.rate_limited.clear()
         self.faults.clear()
+        self.injected = 0
         self.peaks.reset()
 
     def snapshot(self) -> dict[str, Any]:
@@ -38,5 +40,6 @@ class Stats:
             "rate_limited_by_policy": dict(self.rate_limited),
             "faults": {kind: self.faults.get(kind, 0) for kind in ("5xx", "timeout", "drop")},
             "drops": self.faults.get("drop", 0),
+            "injected": self.injected,
             "max_requests_in_10s": dict(self.peaks.peaks),
         }

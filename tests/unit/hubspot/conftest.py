@@ -1,8 +1,16 @@
-"""Fixtures for the HubSpot client's tests; `hubspot_server` is the one a contract test extends."""
+"""Fixtures for the HubSpot client's tests.
+
+The contract: `hubspot_server` is parametrized over `respx` (the in-memory `FakeHubSpot`) and
+`sandbox` (`leadsync.sandbox` over real HTTP, one uvicorn server on a free loopback port for
+the session, reset before each test). Every test that asks for `hubspot`, `client` or
+`make_client` (test_client_scenarios.py, test_client_fault_scenarios.py) runs once per server,
+with ids `[respx]` and `[sandbox]`; the two must agree, and FACTS.md says which is right when
+they do not. `-k respx` runs the in-memory half alone.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -10,14 +18,24 @@ import pytest
 import respx
 
 from leadsync.hubspot import HubSpotClient
+from leadsync.sandbox import RunningSandbox, run_sandbox
 from tests.unit.hubspot.fake import BASE_URL, TOKEN, FakeHubSpot, HubSpotServer, Observed
+from tests.unit.hubspot.sandbox_hubspot import SandboxHubSpot
 
 
-@pytest.fixture(params=["respx"])
+@pytest.fixture(scope="session")
+def running_sandbox() -> Iterator[RunningSandbox]:
+    """Serve one sandbox over HTTP for the whole session (a uvicorn thread, loopback only)."""
+    with run_sandbox() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture(params=["respx", "sandbox"])
 def hubspot_server(request: pytest.FixtureRequest) -> HubSpotServer:
-    """Return the HubSpot to talk to; a contract test adds a sandbox-backed param here."""
-    assert request.param == "respx"
-    return FakeHubSpot()
+    """Return the HubSpot to talk to: the respx fake, or the sandbox over real HTTP."""
+    if request.param == "respx":
+        return FakeHubSpot()
+    return SandboxHubSpot.fresh(request.getfixturevalue("running_sandbox"))
 
 
 @pytest.fixture
@@ -34,7 +52,7 @@ def observed() -> Observed:
 
 @pytest.fixture
 def make_client(hubspot: HubSpotServer, observed: Observed) -> Callable[..., HubSpotClient]:
-    """Return a factory for clients bound to the fake (extra kwargs go to HubSpotClient)."""
+    """Return a factory for clients bound to `hubspot` (extra kwargs go to HubSpotClient)."""
 
     def make(**overrides: Any) -> HubSpotClient:
         kwargs: dict[str, Any] = {
@@ -50,7 +68,7 @@ def make_client(hubspot: HubSpotServer, observed: Observed) -> Callable[..., Hub
 
 @pytest.fixture
 async def client(make_client: Callable[..., HubSpotClient]) -> AsyncIterator[HubSpotClient]:
-    """Return a client bound to the fake HubSpot, closed after the test."""
+    """Return a client bound to `hubspot`, closed after the test."""
     async with make_client() as hub:
         yield hub
 

@@ -1,8 +1,8 @@
 """A respx-backed HubSpot that answers like the real one (FACTS.md), for the client's tests.
 
 `HubSpotServer` is the interface the scenario tests rely on; `FakeHubSpot` implements it with
-respx. A sandbox-backed implementation (base_url of the running sandbox, transport None) lets
-a contract test run the same scenarios over real HTTP.
+respx, and `sandbox_hubspot.SandboxHubSpot` with the sandbox over real HTTP (transport None);
+conftest.py runs every scenario against both.
 """
 
 from __future__ import annotations
@@ -20,7 +20,19 @@ import respx
 BASE_URL = "https://api.hubapi.test"
 TOKEN = "pat-na1-0a1b2c3d-4e5f-6789-abcd-ef0123456789"
 CONTACTS = "/crm/v3/objects/contacts"
-KNOWN_PROPERTIES = {"email", "firstname", "lastname", "phone", "company", "message", "lead_source"}
+# FACTS.md's default contact properties; a custom one (lead_source...) does not exist until
+# created in the portal, so it is refused, as the sandbox refuses it without extra_properties.
+KNOWN_PROPERTIES = {
+    "email",
+    "firstname",
+    "lastname",
+    "phone",
+    "company",
+    "message",
+    "lifecyclestage",
+    "hs_lead_status",
+}
+NAMED_ON_CREATE = ("email", "firstname", "lastname")
 RATE_HEADERS = {
     "X-HubSpot-RateLimit-Max": "190",
     "X-HubSpot-RateLimit-Remaining": "187",
@@ -152,7 +164,7 @@ class FakeHubSpot:
             return self._reply(200, {"results": page})
         if method == "POST" and path == f"{CONTACTS}/search":
             value = body["filterGroups"][0]["filters"][0]["value"].lower()
-            found = [c for c in self.contacts.values() if c["properties"]["email"] == value]
+            found = [c for c in self.contacts.values() if c["properties"].get("email") == value]
             return httpx.Response(200, json={"total": len(found), "results": found})
         if method == "POST" and path == f"{CONTACTS}/batch/upsert":
             return self._upsert(body["inputs"])
@@ -170,8 +182,12 @@ class FakeHubSpot:
         return None
 
     def _by_email(self, email: str) -> dict[str, Any] | None:
+        # A contact may have no email at all (a name is enough to create one).
+        if not email:
+            return None
+        wanted = email.lower()
         return next(
-            (c for c in self.contacts.values() if c["properties"]["email"] == email.lower()), None
+            (c for c in self.contacts.values() if c["properties"].get("email") == wanted), None
         )
 
     def _store(self, properties: dict[str, str], existing: dict[str, Any] | None) -> dict[str, Any]:
@@ -191,10 +207,16 @@ class FakeHubSpot:
     def _create(self, properties: dict[str, str]) -> httpx.Response:
         if problem := self._invalid(properties):
             return self._reply(400, error_body(400, problem, "VALIDATION_ERROR"))
+        if not any(properties.get(name) for name in NAMED_ON_CREATE):
+            text = "A contact needs at least one of email, firstname or lastname."
+            return self._reply(400, error_body(400, text, "VALIDATION_ERROR"))
         if existing := self._by_email(properties.get("email", "")):
-            text = f"Contact already exists. Existing ID: {existing['id']}"
-            return self._reply(409, error_body(409, text, "CONFLICT"))
+            return self._conflict(existing)
         return self._reply(201, self._store(properties, None))
+
+    def _conflict(self, existing: dict[str, Any]) -> httpx.Response:
+        text = f"Contact already exists. Existing ID: {existing['id']}"
+        return self._reply(409, error_body(409, text, "CONFLICT"))
 
     def _patch(self, request: httpx.Request, properties: dict[str, str]) -> httpx.Response:
         key = request.url.path.rsplit("/", 1)[1]
@@ -206,6 +228,10 @@ class FakeHubSpot:
             return self._reply(404, error_body(404, "resource not found", "OBJECT_NOT_FOUND"))
         if problem := self._invalid(properties):
             return self._reply(400, error_body(400, problem, "VALIDATION_ERROR"))
+        # Email is the unique key: taking another contact's email is a 409 as on create.
+        other = self._by_email(properties.get("email", ""))
+        if other is not None and other is not contact:
+            return self._conflict(other)
         return self._reply(200, self._store(properties, contact))
 
     def _upsert(self, inputs: list[dict[str, Any]]) -> httpx.Response:

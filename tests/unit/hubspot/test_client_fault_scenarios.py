@@ -1,7 +1,7 @@
 """Fault scenarios (401/403/423/429/5xx); like test_client_scenarios, server-neutral.
 
-Every test here talks to `hubspot` through `client` and `hubspot.inject(...)`, so a contract
-test can run the same scenarios against the sandbox over real HTTP.
+Every test here talks to `hubspot` through `client` and `hubspot.inject(...)` only, so each runs
+twice (conftest.py): against the respx fake ([respx]) and the sandbox over real HTTP ([sandbox]).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Scenarios of HubSpot's documented behaviour; they use only the server-neutral interface.
 
-Every test here talks to `hubspot` through `client` and `hubspot.inject(...)`, so a contract
-test can run the same scenarios against the sandbox over real HTTP.
+Every test here talks to `hubspot` through `client` and `hubspot.inject(...)` only, so each runs
+twice (conftest.py): against the respx fake ([respx]) and the sandbox over real HTTP ([sandbox]).
 """
 
 from __future__ import annotations
@@ -57,6 +57,42 @@ async def test_update_by_id_and_by_email_change_the_same_contact(client: HubSpot
     assert by_id.id == by_email.id == created.id
     assert by_email.properties["phone"] == "+3491"
     assert by_email.properties["company"] == "Analytical Engines"
+
+
+async def test_update_by_plus_addressed_email(client: HubSpotClient) -> None:
+    # The email travels URL-encoded in the path (a%2Bcrm%40example.com).
+    created = await client.create_contact(properties={"email": "ada+crm@example.com"})
+
+    updated = await client.update_contact_by_email(
+        email="Ada+CRM@example.com", properties={"phone": "+3491"}
+    )
+
+    assert updated.id == created.id
+    assert updated.properties["phone"] == "+3491"
+
+
+async def test_default_properties_are_writable(client: HubSpotClient) -> None:
+    defaults = {"message": "Call me", "lifecyclestage": "lead", "hs_lead_status": "NEW"}
+
+    contact = await client.create_contact(properties=PEOPLE | defaults)
+
+    assert {name: contact.properties[name] for name in defaults} == defaults
+
+
+async def test_contact_without_email_is_not_found_by_email(client: HubSpotClient) -> None:
+    # A name alone makes a contact; lookups by email must skip it, not trip over it.
+    await client.create_contact(properties={"firstname": "Ada"})
+
+    found = await client.search_contact_by_email(email="ada@example.com")
+    with pytest.raises(PermanentError) as caught:
+        await client.update_contact_by_email(email="ada@example.com", properties={"phone": "1"})
+    upserted = await client.batch_upsert(
+        inputs=[UpsertInput(email="ada@example.com", properties={"firstname": "Ada"})]
+    )
+
+    assert found is None
+    assert (caught.value.http_status, caught.value.category) == (404, "OBJECT_NOT_FOUND")
+    assert upserted.results[0].new is True
 
 
 async def test_search_finds_contact_case_insensitively(client: HubSpotClient) -> None:
@@ -176,6 +212,14 @@ async def test_create_invalid_properties_is_permanent(
     assert caught.value.message.startswith("Property values were not valid")
 
 
+async def test_create_without_email_or_name_is_400(client: HubSpotClient) -> None:
+    with pytest.raises(PermanentError) as caught:
+        await client.create_contact(properties={"phone": "+3491", "company": "Engines"})
+
+    assert caught.value.http_status == 400
+    assert caught.value.category == "VALIDATION_ERROR"
+
+
 async def test_update_unknown_id_is_404_permanent(client: HubSpotClient) -> None:
     with pytest.raises(PermanentError) as caught:
         await client.update_contact(contact_id="999", properties={"firstname": "X"})
@@ -206,6 +250,17 @@ async def test_create_existing_email_is_conflict_with_existing_id(client: HubSpo
     assert caught.value.category == "CONFLICT"
     assert caught.value.existing_id == created.id
     assert caught.value.correlation_id
+
+
+async def test_update_to_a_taken_email_is_conflict(client: HubSpotClient) -> None:
+    ada = await client.create_contact(properties=PEOPLE)
+    alan = await client.create_contact(properties={"email": "alan@example.com"})
+
+    with pytest.raises(ConflictError) as caught:
+        await client.update_contact(contact_id=alan.id, properties={"email": "ADA@example.com"})
+
+    assert caught.value.http_status == 409
+    assert caught.value.existing_id == ada.id
 
 
 async def test_conflict_without_parseable_id(hubspot: HubSpotServer, client: HubSpotClient) -> None:

@@ -1,0 +1,153 @@
+"""POST /_sandbox/inject: canned answers for the next CRM requests (in-process, ASGI)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import ValidationError
+
+from leadsync.sandbox import ManualClock, SandboxConfig, create_sandbox_app, sandbox_state
+from leadsync.sandbox.inject import InjectedResponse, InjectionQueue
+from leadsync.sandbox.state import SandboxState
+
+C = "/crm/v3/objects/contacts"
+AUTH = {"Authorization": "Bearer sandbox-token"}
+ADA = {"properties": {"email": "ada@example.com"}}
+LOCKED = {"status": "error", "message": "Locked", "correlationId": "c-1", "category": "LOCKED"}
+
+
+@pytest.fixture
+def app() -> FastAPI:
+    return create_sandbox_app(SandboxConfig(), clock=ManualClock())
+
+
+@pytest.fixture
+def state(app: FastAPI) -> SandboxState:
+    return sandbox_state(app)
+
+
+@pytest.fixture
+async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as client:
+        yield client
+
+
+async def test_next_crm_request_gets_the_injected_answer_then_normal_service(
+    http: httpx.AsyncClient, state: SandboxState
+) -> None:
+    queued = await http.post(
+        "/_sandbox/inject", json={"status": 423, "json": LOCKED, "headers": {"Retry-After": "3"}}
+    )
+    locked = await http.post(C, json=ADA, headers=AUTH)
+    created = await http.post(C, json=ADA, headers=AUTH)
+
+    assert (queued.status_code, queued.json()) == (201, {"pending": 1})
+    assert locked.status_code == 423
+    assert locked.json() == LOCKED
+    assert locked.headers["retry-after"] == "3"
+    assert locked.headers["content-type"] == "application/json"
+    assert created.status_code == 201
+    assert len(state.store) == 1  # the injected answer wrote nothing
+
+
+async def test_injected_answer_comes_before_auth_and_limits(http: httpx.AsyncClient) -> None:
+    await http.patch("/_sandbox/config", json={"rate_limit": "1/10s"})
+    await http.get(C, headers=AUTH)  # spends the only request of the window
+    await http.post("/_sandbox/inject", json={"status": 500, "json": {"message": "boom"}})
+
+    injected = await http.post(C, json=ADA)  # no token at all
+    await http.post("/_sandbox/inject", json={"status": 503, "content": ""})
+    still_injected = await http.get(C, headers=AUTH)
+    limited = await http.get(C, headers=AUTH)
+
+    assert injected.status_code == 500
+    assert still_injected.status_code == 503
+    assert limited.status_code == 429
+
+
+async def test_times_and_order(http: httpx.AsyncClient) -> None:
+    await http.post("/_sandbox/inject", json={"status": 502, "times": 2})
+    await http.post("/_sandbox/inject", json={"status": 504})
+    stats = (await http.get("/_sandbox/stats")).json()  # the control API takes none
+
+    codes = [(await http.get(C, headers=AUTH)).status_code for _ in range(4)]
+
+    assert stats["injections_pending"] == 3
+    assert codes == [502, 502, 504, 200]
+    after = (await http.get("/_sandbox/stats")).json()
+    assert (after["injected"], after["injections_pending"]) == (3, 0)
+    assert after["requests"]["list"] == {"502": 2, "504": 1, "200": 1}
+
+
+async def test_raw_content_is_sent_as_is(http: httpx.AsyncClient) -> None:
+    html = "<html><body>Bad Gateway</body></html>"
+    await http.post(
+        "/_sandbox/inject",
+        json={"status": 502, "content": html, "headers": {"Content-Type": "text/html"}},
+    )
+    await http.post("/_sandbox/inject", json={"status": 404, "content": ""})
+
+    proxy = await http.post(C, json=ADA, headers=AUTH)
+    empty = await http.patch(f"{C}/1", json=ADA, headers=AUTH)
+
+    assert (proxy.status_code, proxy.text) == (502, html)
+    assert proxy.headers["content-type"] == "text/html"
+    assert (empty.status_code, empty.content) == (404, b"")
+    assert "content-type" not in empty.headers
+
+
+async def test_delete_and_reset_drop_pending_answers(http: httpx.AsyncClient) -> None:
+    await http.post("/_sandbox/inject", json={"status": 500, "times": 5})
+    cleared = await http.delete("/_sandbox/inject")
+    after_delete = await http.get(C, headers=AUTH)
+    await http.post("/_sandbox/inject", json={"status": 500})
+    await http.post("/_sandbox/reset")
+    after_reset = await http.get(C, headers=AUTH)
+
+    assert cleared.json() == {"pending": 0}
+    assert (after_delete.status_code, after_reset.status_code) == (200, 200)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"status": 101}, "status"),
+        ({"status": 500, "times": 0}, "times"),
+        ({"status": 500, "json": {}, "content": "x"}, "either json or content"),
+        ({"status": 500, "body": "x"}, "body"),
+        ({"json": {}}, "status"),
+    ],
+)
+async def test_invalid_injections_are_refused(
+    http: httpx.AsyncClient, state: SandboxState, body: dict[str, object], field: str
+) -> None:
+    refused = await http.post("/_sandbox/inject", json=body)
+
+    assert refused.status_code == 400
+    assert refused.json()["category"] == "VALIDATION_ERROR"
+    assert field in refused.json()["message"]
+    assert len(state.injections) == 0
+
+
+def test_queue_counts_requests_left() -> None:
+    queue = InjectionQueue()
+    queue.push(InjectedResponse(status=500, times=2))
+    queue.push(InjectedResponse.model_validate({"status": 429, "json": {"policyName": "DAILY"}}))
+
+    assert len(queue) == 3
+    taken = [queue.take(), queue.take(), queue.take(), queue.take()]
+    assert [item.status if item else None for item in taken] == [500, 500, 429, None]
+    assert taken[2] is not None
+    assert taken[2].json_body == {"policyName": "DAILY"}
+
+
+def test_injected_response_is_frozen_and_strict() -> None:
+    item = InjectedResponse(status=503)
+    with pytest.raises(ValidationError):
+        item.status = 500  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        InjectedResponse.model_validate({"status": 503, "headers": {"Retry-After": 30}})
