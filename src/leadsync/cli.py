@@ -224,9 +224,11 @@ def status(
 
 
 def _register_subcommands() -> None:
+    from leadsync.demo import register as register_demo
     from leadsync.sandbox.command import register as register_sandbox
 
     register_sandbox(app)
+    register_demo(app)
 
 
 _register_subcommands()

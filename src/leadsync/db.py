@@ -9,7 +9,12 @@ from typing import Any
 
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
@@ -79,9 +84,14 @@ def _sqlite_on_begin(conn: Any) -> None:
 def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
     """Create the async engine for a URL that already names its async driver."""
     if url.startswith("sqlite"):
-        # One connection per session; SQLite serialises writers anyway and NullPool keeps
-        # file handles from leaking across event loops in tests.
-        engine = create_async_engine(url, echo=echo, poolclass=NullPool)
+        # A small pool: opening a SQLite connection (file, pragmas, its aiosqlite thread)
+        # costs far more than the statement. In-memory databases get one connection each.
+        memory = ":memory:" in url or url.rstrip("/").endswith("sqlite+aiosqlite:")
+        engine = (
+            create_async_engine(url, echo=echo, poolclass=NullPool)
+            if memory
+            else create_async_engine(url, echo=echo, pool_size=5, max_overflow=5)
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
         return engine

@@ -1,0 +1,502 @@
+"""The demo's leads (seeded, realistic), and how the outcome is measured and judged."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import random
+import re
+import statistics
+import unicodedata
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import Counter as PromCounter
+from prometheus_client.samples import Sample
+from rich.table import Table
+
+from leadsync import metrics
+from leadsync.leads.models import SyncStatus
+
+REJECTED_DOMAIN = "rejected.example"
+# The sandbox refuses these addresses with INVALID_EMAIL until the demo lifts the rule.
+REJECT_REGEX = r"@rejected\.example$"
+STATUSES = tuple(status.value for status in SyncStatus)
+
+_COUNTRIES = ("ES", "PT", "IT", "FR", "DE", "NL")
+_COUNTRY_WEIGHTS = (70, 7, 7, 6, 5, 5)
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(word.strip() for word in text.split(","))
+
+
+_NAMES = {  # country -> (first names, last names)
+    "ES": (
+        _words(
+            "Lucía, Martín, Sofía, Hugo, Paula, Álvaro, Carmen, Javier, Elena, Pablo, Marta, "
+            "Diego, Laura, Sergio, Irene, Jordi, Núria, Iñaki, Ainhoa, Xabier, Nerea, Adrián, "
+            "Cristina, Raúl, Begoña, Rocío"
+        ),
+        _words(
+            "García, Fernández, González, Rodríguez, López, Martínez, Sánchez, Pérez, Gómez, "
+            "Jiménez, Ruiz, Hernández, Díaz, Moreno, Muñoz, Álvarez, Romero, Navarro, Torres, "
+            "Domínguez, Vázquez, Ramos, Gil, Serrano, Molina, Ortega, Castro, Rubio, Sanz, Puig, "
+            "Etxeberria"
+        ),
+    ),
+    "PT": (_words("João, Inês, Tiago, Beatriz, Rui, Mariana"), _words("Silva, Santos, Costa")),
+    "IT": (_words("Giulia, Marco, Chiara, Luca, Matteo"), _words("Rossi, Bianchi, Ricci, Conti")),
+    "FR": (_words("Camille, Léa, Thomas, Julien, Chloé"), _words("Dubois, Lefèvre, Moreau")),
+    "DE": (_words("Lukas, Anna, Jonas, Lena, Felix"), _words("Müller, Schmidt, Weber, Wagner")),
+    "NL": (_words("Daan, Emma, Sanne, Bram, Lotte"), _words("de Jong, Jansen, van Dijk, Visser")),
+}
+_BRANDS = _words(
+    "Nexo, Alba, Brisa, Cobalto, Duna, Faro, Lumen, Marea, Olivo, Pórtico, Rumbo, Sierra, "
+    "Tándem, Vértice, Zenit, Ágora, Cierzo, Levante, Albor, Candil, Azahar, Brújula, Caravel, "
+    "Orilla, Trébol, Quilla"
+)
+_SECTORS = {
+    "ES": _words(
+        "Digital, Arquitectura, Consultores, Abogados, Estudio Creativo, Logística, Energía, "
+        "Software, Marketing, Asesores, Ingeniería, Formación"
+    ),
+    "EN": _words("Studio, Labs, Partners, Consulting, Digital, Design, Ventures"),
+}
+_SUFFIXES = {
+    "ES": ("SL", "SL", "SLU", "SA", "SLP", ""),
+    "PT": ("Lda", "SA"),
+    "IT": ("Srl", "SpA"),
+    "FR": ("SAS", "SARL"),
+    "DE": ("GmbH", "UG"),
+    "NL": ("BV",),
+}
+_CITIES = ("Madrid", "Barcelona", "Valencia", "Sevilla", "Málaga", "Bilbao", "Zaragoza", "Palma")
+_MONTHS = ("enero", "febrero", "marzo", "abril", "mayo", "junio", "septiembre", "octubre")
+_MONTHS_EN = ("January", "February", "March", "April", "May", "June", "September", "October")
+_DAYS = ("lunes", "martes", "miércoles", "jueves", "viernes")
+_DAYS_EN = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday")
+_MESSAGES_ES = (
+    "Hola, somos {n} personas y buscamos puestos fijos en {city} a partir de {month}. "
+    "¿Qué tarifas tenéis?",
+    "Buenos días, necesito una sala de reuniones para {n} personas el próximo {day} por la "
+    "mañana. ¿Tiene pantalla?",
+    "Me interesa una oficina privada para un equipo de {n}. ¿Se puede visitar esta semana?",
+    "Busco un puesto flexible {d} días a la semana, a ser posible cerca del metro.",
+    "¿Ofrecéis domiciliación fiscal y recepción de correo? Estoy montando mi empresa en {city}.",
+    "Queremos reservar un espacio para un taller de {n} personas en {month}. ¿Incluye café?",
+    "Somos una startup de {n} personas: ¿tenéis oficinas con acceso 24/7 y parking?",
+    "Hola, quería información sobre el bono de 10 días de coworking. Gracias.",
+    "Necesito una sala para entrevistas de trabajo el {day}, unas 3 horas.",
+)
+_MESSAGES_EN = (
+    "Hi, we're a team of {n} moving to {city} in {month_en}. Do you have a private office free?",
+    "Looking for a dedicated desk {d} days a week. What's the monthly price?",
+    "Could we book a meeting room for {n} people next {day_en}? We need video conferencing.",
+    "Do you offer a virtual office (business address and mail handling) in {city}?",
+)
+_FOLLOW_UPS = (
+    "Os escribo de nuevo: seguimos interesados, ahora seríamos {n} personas.",
+    "Perdón, en el formulario anterior puse mal el teléfono. ¿Me podéis llamar?",
+    "Following up on my earlier request: still interested, now {n} people.",
+)
+_SOURCES = ("website-contact-form", "landing-oficinas", "landing-salas", "google-ads", "newsletter")
+_SOURCE_WEIGHTS = (50, 20, 15, 10, 5)
+_TLDS = {"ES": "es", "PT": "pt", "IT": "it", "FR": "fr", "DE": "de", "NL": "nl"}
+
+
+@dataclass(frozen=True, slots=True)
+class DemoLeads:
+    """What the demo submits: lead bodies in order, and what HubSpot should end up with."""
+
+    bodies: list[dict[str, str]]
+    distinct_emails: frozenset[str]  # lowercased
+    rejected_emails: frozenset[str]  # lowercased; refused until the rule is lifted
+    repeats: int  # bodies that repeat an earlier email in another casing
+
+
+def _ascii(text: str) -> str:
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "", plain.lower())
+
+
+def _digits(rng: random.Random, count: int) -> str:
+    return "".join(str(rng.randrange(10)) for _ in range(count))
+
+
+def _phone(rng: random.Random, country: str) -> str | None:
+    if rng.random() < 0.15:
+        return None  # the form does not require one
+    if country == "ES":
+        mobile = rng.random() < 0.7
+        head = f"6{_digits(rng, 2)}" if mobile else rng.choice(("91", "93", "96", "95")) + "1"
+        number = f"{head} {_digits(rng, 3)} {_digits(rng, 3)}"
+        return number if rng.random() < 0.3 else f"+34 {number}"
+    return {
+        "PT": lambda: f"+351 9{_digits(rng, 2)} {_digits(rng, 3)} {_digits(rng, 3)}",
+        "IT": lambda: f"+39 3{_digits(rng, 2)} {_digits(rng, 3)} {_digits(rng, 4)}",
+        "FR": lambda: "+33 6 " + " ".join(_digits(rng, 2) for _ in range(4)),
+        "DE": lambda: f"+49 15{_digits(rng, 1)} {_digits(rng, 8)}",
+        "NL": lambda: f"+31 6 {_digits(rng, 8)}",
+    }[country]()
+
+
+def _company(rng: random.Random, country: str) -> tuple[str, str]:
+    """Return a made-up company name and its web domain."""
+    brand = rng.choice(_BRANDS)
+    sector = rng.choice(_SECTORS["ES" if country == "ES" else "EN"])
+    suffix = rng.choice(_SUFFIXES[country])
+    name = " ".join(part for part in (brand, sector, suffix) if part)
+    tld = _TLDS[country] if rng.random() < 0.75 else rng.choice(("com", "eu"))
+    joiner = "-" if rng.random() < 0.3 else ""
+    return name, f"{_ascii(brand)}{joiner}{_ascii(sector)}.{tld}"
+
+
+def _message(rng: random.Random, country: str, templates: Sequence[str] | None = None) -> str:
+    if templates is None:
+        english = (country != "ES" and rng.random() < 0.7) or rng.random() < 0.05
+        templates = _MESSAGES_EN if english else _MESSAGES_ES
+    return rng.choice(templates).format(
+        n=rng.choice((2, 3, 4, 5, 6, 8, 10, 12, 15)),
+        d=rng.choice((2, 3, 4)),
+        city=rng.choice(_CITIES),
+        month=rng.choice(_MONTHS),
+        month_en=rng.choice(_MONTHS_EN),
+        day=rng.choice(_DAYS),
+        day_en=rng.choice(_DAYS_EN),
+    )
+
+
+def _capitalised(email: str) -> str:
+    local, _, domain = email.partition("@")
+    return ".".join(part.capitalize() for part in local.split(".")) + "@" + domain
+
+
+def _other_casing(email: str) -> str:
+    lowered = email.lower()
+    local, _, domain = lowered.partition("@")
+    variants = (
+        _capitalised(lowered),
+        lowered.upper(),
+        local + "@" + domain.upper(),
+        local.capitalize() + "@" + domain.capitalize(),
+    )
+    return next(v for v in variants if v not in (lowered, email))
+
+
+class _People:
+    """Draws people with unique email addresses (colleagues share a company domain)."""
+
+    def __init__(self, rng: random.Random, *, companies: int) -> None:
+        self._rng = rng
+        self._taken: set[str] = set()
+        found: dict[str, tuple[str, str, str]] = {}
+        while len(found) < max(companies, 1):
+            country = rng.choices(_COUNTRIES, _COUNTRY_WEIGHTS)[0]
+            name, domain = _company(rng, country)
+            found.setdefault(name, (country, name, domain))
+        self._companies = list(found.values())
+
+    def body(self, *, domain: str | None = None) -> dict[str, str]:
+        rng = self._rng
+        country, company, company_domain = rng.choice(self._companies)
+        first_names, last_names = _NAMES[country]
+        first, last = rng.choice(first_names), rng.choice(last_names)
+        body = {"firstname": first, "lastname": last}
+        if rng.random() < 0.1:  # a freelancer: no company, a personal site
+            company_domain = f"{_ascii(first)}{_ascii(last)}.{_TLDS[country]}"
+        else:
+            body["company"] = company
+        local = rng.choice(
+            (f"{_ascii(first)}.{_ascii(last)}", f"{_ascii(first)[0]}{_ascii(last)}", _ascii(first))
+        )
+        email = f"{local}@{domain or company_domain}"
+        suffix = 2
+        while email in self._taken:
+            email = f"{local}{suffix}@{domain or company_domain}"
+            suffix += 1
+        self._taken.add(email)
+        # Some people type their address with capitals; the API stores it lowercased.
+        body["email"] = _capitalised(email) if rng.random() < 0.1 else email
+        if (phone := _phone(rng, country)) is not None:
+            body["phone"] = phone
+        body["message"] = _message(rng, country)
+        body["source"] = rng.choices(_SOURCES, _SOURCE_WEIGHTS)[0]
+        return body
+
+
+def make_leads(count: int, *, seed: int) -> DemoLeads:
+    """Build `count` lead bodies: ~6% repeat an email in another casing, ~2% are refused."""
+    rng = random.Random(seed)
+    rejects = max(2, round(count * 0.02))
+    repeats = max(2, round(count * 0.06))
+    fresh = count - rejects - repeats
+    if fresh < 1:
+        raise ValueError(f"need at least {rejects + repeats + 1} leads, got {count}")
+    # A few colleagues per company; capped so that names stay distinct at any count.
+    people = _People(rng, companies=min(count // 3, 300))
+    bodies = [people.body() for _ in range(fresh)]
+    bodies += [people.body(domain=REJECTED_DOMAIN) for _ in range(rejects)]
+    rng.shuffle(bodies)
+    for _ in range(repeats):
+        # The same person sends the form again later, typing the address differently.
+        index = rng.randrange(len(bodies))
+        original = bodies[index]
+        again = dict(original, email=_other_casing(original["email"]))
+        again["message"] = _message(rng, "ES", _FOLLOW_UPS)
+        bodies.insert(rng.randint(index + 1, len(bodies)), again)
+    emails = frozenset(body["email"].lower() for body in bodies)
+    rejected = frozenset(e for e in emails if e.endswith("@" + REJECTED_DOMAIN))
+    return DemoLeads(bodies, emails, rejected, repeats)
+
+
+@dataclass(frozen=True, slots=True)
+class LeadRow:
+    """One stored lead as the internal API returns it (only what the audit needs)."""
+
+    id: int
+    email: str
+    status: str
+    hubspot_id: str | None
+    attempts: int
+    created_at: dt.datetime
+    synced_at: dt.datetime | None
+
+    @classmethod
+    def from_json(cls, item: Mapping[str, Any]) -> LeadRow:
+        """Read one item of `GET /internal/leads`."""
+        synced = item.get("hubspot_synced_at")
+        return cls(
+            id=int(item["id"]),
+            email=str(item["email"]).lower(),
+            status=str(item["hubspot_sync_status"]),
+            hubspot_id=item.get("hubspot_id"),
+            attempts=int(item.get("hubspot_sync_attempts") or 0),
+            created_at=dt.datetime.fromisoformat(item["created_at"]),
+            synced_at=dt.datetime.fromisoformat(synced) if synced else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    """The leads against the sandbox's contacts: what was lost, what was duplicated."""
+
+    counts: dict[str, int]
+    stored: int
+    distinct_emails: int
+    contacts: int
+    duplicate_contacts: int  # contacts beyond the first one of an email
+    mismatched_ids: int  # SYNCED leads whose hubspot_id is not their email's contact
+    missing_contacts: int  # SYNCED leads whose email has no contact at all
+    stray_contacts: int  # contacts whose email no lead has
+    median_latency: float | None  # seconds from created_at to hubspot_synced_at
+    p95_latency: float | None
+
+    @property
+    def duplicates(self) -> int:
+        """Everything that would mean two contacts, or a lead pointing at the wrong one."""
+        return self.duplicate_contacts + self.mismatched_ids
+
+
+def audit(leads: Sequence[LeadRow], contacts: Sequence[Mapping[str, Any]]) -> Audit:
+    """Compare the stored leads with the sandbox's contacts."""
+    by_email: dict[str, list[str]] = {}
+    for contact in contacts:
+        email = str((contact.get("properties") or {}).get("email") or "").lower()
+        by_email.setdefault(email, []).append(str(contact["id"]))
+    counts = dict.fromkeys(STATUSES, 0) | Counter(lead.status for lead in leads)
+    synced = [lead for lead in leads if lead.status == "SYNCED"]
+    lead_emails = {lead.email for lead in leads}
+    latencies = sorted(
+        (lead.synced_at - lead.created_at).total_seconds()
+        for lead in synced
+        if lead.synced_at is not None
+    )
+    return Audit(
+        counts=counts,
+        stored=len(leads),
+        distinct_emails=len(lead_emails),
+        contacts=len(contacts),
+        duplicate_contacts=sum(len(ids) - 1 for ids in by_email.values()),
+        mismatched_ids=sum(
+            1
+            for lead in synced
+            if lead.email in by_email and lead.hubspot_id not in by_email[lead.email]
+        ),
+        missing_contacts=sum(1 for lead in synced if lead.email not in by_email),
+        stray_contacts=sum(len(ids) for email, ids in by_email.items() if email not in lead_emails),
+        median_latency=statistics.median(latencies) if latencies else None,
+        p95_latency=latencies[int((len(latencies) - 1) * 0.95)] if latencies else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Traffic:
+    """leadsync's own counters of its HubSpot calls (Prometheus metrics, as deltas)."""
+
+    requests: float = 0
+    rate_limited: float = 0
+    server_errors: float = 0
+    no_answer: float = 0
+    retries: float = 0
+    held_by_429: float = 0
+
+    @classmethod
+    def now(cls) -> Traffic:
+        """Read the counters of this process (only these collectors, not the whole registry)."""
+        calls: Counter[str] = Counter()
+        for sample in _samples(metrics.HUBSPOT_REQUESTS):
+            calls[sample.labels["status_class"]] += int(sample.value)
+        outcomes = {s.labels["outcome"]: s.value for s in _samples(metrics.SYNC_ATTEMPTS)}
+        return cls(
+            requests=sum(calls.values()),
+            rate_limited=calls["429"],
+            server_errors=calls["5xx"],
+            no_answer=calls["network"],
+            retries=sum(s.value for s in _samples(metrics.RETRIES)),
+            held_by_429=outcomes.get("rate_limited", 0.0),
+        )
+
+    def __sub__(self, other: Traffic) -> Traffic:
+        return Traffic(
+            *(
+                a - b
+                for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other), strict=True)
+            )
+        )
+
+
+@dataclass
+class DemoReport:
+    """What the demo saw; `ok` when no lead was lost or duplicated."""
+
+    seed: int
+    submitted: int = 0
+    accepted: int = 0
+    first: Audit | None = None
+    final: Audit | None = None
+    first_traffic: Traffic = field(default_factory=Traffic)
+    traffic: Traffic = field(default_factory=Traffic)
+    faults: dict[str, int] = field(default_factory=dict)
+    neighbour_requests: int = 0
+    requeued: int = 0
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Whether every lead ended SYNCED with exactly one contact per email."""
+        return not self.problems and self.final is not None
+
+
+def _samples(collector: PromCounter) -> list[Sample]:
+    return [
+        sample
+        for family in collector.collect()
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    ]
+
+
+def judge(report: DemoReport, *, expected_emails: frozenset[str]) -> list[str]:
+    """Return every way the final state falls short: a lost, unsynced or duplicated lead."""
+    final = report.final
+    if final is None:
+        return ["the demo did not finish"]
+    problems: list[str] = []
+    if final.stored != report.accepted:
+        problems.append(f"{report.accepted} leads accepted by POST /leads, {final.stored} stored")
+    if (unsynced := final.stored - final.counts.get("SYNCED", 0)) > 0:
+        left = {s: n for s, n in final.counts.items() if n and s != "SYNCED"}
+        problems.append(f"{unsynced} lead(s) not SYNCED at the end: {left}")
+    for count, text in (
+        (final.missing_contacts, "SYNCED lead(s) without a contact in the sandbox (lost)"),
+        (final.duplicate_contacts, "duplicate contact(s): several contacts for one email"),
+        (final.mismatched_ids, "lead(s) whose hubspot_id is not their email's contact"),
+        (final.stray_contacts, "contact(s) for an email no lead has"),
+    ):
+        if count:
+            problems.append(f"{count} {text}")
+    if final.contacts != len(expected_emails):
+        problems.append(f"{final.contacts} contacts for {len(expected_emails)} distinct emails")
+    return problems
+
+
+def _zero(value: int) -> str:
+    return f"[green]{value}[/]" if value == 0 else f"[bold red]{value}[/]"
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} s"
+
+
+_ROWS = (
+    "leads accepted (POST /leads → 201)",
+    "leads stored",
+    *(f"  {status}" for status in STATUSES),
+    "distinct emails (any casing)",
+    "contacts in the sandbox",
+    "duplicate contacts (same email)",
+    "leads pointing at another contact",
+    "lost (SYNCED, no contact)",
+    "HubSpot calls by leadsync",
+    "  answered 429 / 5xx / nothing",
+    "leads held back by 429 (no attempt)",
+    "retries (sync_retries_total metric)",
+    "sync latency median / p95",
+)
+
+
+def _column(report: DemoReport, audit: Audit, traffic: Traffic) -> list[str]:
+    return [
+        str(report.accepted),
+        str(audit.stored),
+        *(str(audit.counts.get(status, 0)) for status in STATUSES),
+        str(audit.distinct_emails),
+        str(audit.contacts),
+        _zero(audit.duplicate_contacts),
+        _zero(audit.mismatched_ids),
+        _zero(audit.missing_contacts),
+        f"{traffic.requests:.0f}",
+        f"{traffic.rate_limited:.0f} / {traffic.server_errors:.0f} / {traffic.no_answer:.0f}",
+        f"{traffic.held_by_429:.0f}",
+        f"{traffic.retries:.0f}",
+        f"{_seconds(audit.median_latency)} / {_seconds(audit.p95_latency)}",
+    ]
+
+
+def summary_table(report: DemoReport, *, final: bool) -> Table:
+    """Render the leads against the sandbox: after the first pass, and after the fix."""
+    table = Table(title="leads vs. HubSpot sandbox", title_justify="left", caption_justify="left")
+    table.add_column("")
+    columns: list[list[str]] = []
+    if report.first is not None:
+        table.add_column("first pass", justify="right")
+        columns.append(_column(report, report.first, report.first_traffic))
+    if final and report.final is not None:
+        table.add_column("after fix + resync", justify="right")
+        columns.append(_column(report, report.final, report.traffic))
+    for index, label in enumerate(_ROWS):
+        table.add_row(label, *(column[index] for column in columns))
+    faults = report.faults
+    if final:
+        table.caption = (
+            f"sandbox faults injected: 5xx {faults.get('5xx', 0)}, applied then dropped "
+            f"{faults.get('drop', 0)}, hangs {faults.get('timeout', 0)}; "
+            f"{report.neighbour_requests} requests from another integration"
+        )
+    return table
+
+
+def verdict(report: DemoReport) -> str:
+    """Return the closing line(s): what was proven, or every problem found."""
+    final = report.final
+    if report.ok and final is not None:
+        return (
+            f"[bold green]✔ nothing lost, nothing duplicated[/] ({report.seconds:.1f} s): "
+            f"{report.accepted} leads →\n  {final.contacts} contacts, one per email, all SYNCED"
+        )
+    lines = "\n".join(f"  ✘ {problem}" for problem in report.problems)
+    return f"[bold red]✘ the demo found problems:[/]\n{lines}"

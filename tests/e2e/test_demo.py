@@ -1,0 +1,170 @@
+"""`leadsync demo` end to end: it exits 0, and its numbers show nothing lost and nothing doubled."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import structlog
+import typer
+from rich.console import Console
+from typer.testing import CliRunner
+
+from leadsync import demo
+from leadsync.demo_data import DemoReport, LeadRow, audit, judge, make_leads, verdict
+
+LEADS, SEED = 60, 5
+
+
+def cli() -> typer.Typer:
+    """A CLI with only the demo command, as cli.py registers it."""
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+    @app.callback()
+    def main() -> None:
+        """Test shim."""
+
+    demo.register(app)
+    return app
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """The demo configures logging for the whole process; put it back for the next tests."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    config = structlog.get_config()
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.configure(**config)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+@pytest.mark.usefixtures("restore_logging")
+def test_demo_syncs_every_lead_to_exactly_one_contact(monkeypatch: pytest.MonkeyPatch) -> None:
+    reports: list[DemoReport] = []
+    run_demo = demo.run_demo
+
+    async def keep_report(options: demo.DemoOptions, *, console: Console) -> DemoReport:
+        report = await run_demo(options, console=console)
+        reports.append(report)
+        return report
+
+    monkeypatch.setattr(demo, "run_demo", keep_report)
+    result = CliRunner().invoke(cli(), ["demo", "--leads", str(LEADS), "--seed", str(SEED)])
+
+    assert result.exit_code == 0, result.output
+    assert "nothing lost, nothing duplicated" in result.output
+    (report,) = reports
+    leads = make_leads(LEADS, seed=SEED)
+    first, final = report.first, report.final
+    assert first is not None
+    assert final is not None
+    assert report.problems == []
+    assert report.submitted == report.accepted == final.stored == LEADS
+    # First pass: the refused addresses FAILED (nothing else should, but a lead could exhaust
+    # its attempts on a loaded machine), nothing is left in flight.
+    assert first.counts["FAILED"] >= len(leads.rejected_emails) > 0
+    assert first.counts["SYNCED"] + first.counts["FAILED"] == LEADS
+    # After the fix and resync-failed: every lead SYNCED, one contact per email, no strays.
+    assert final.counts == {
+        "PENDING": 0,
+        "IN_PROGRESS": 0,
+        "RETRYING": 0,
+        "SYNCED": LEADS,
+        "FAILED": 0,
+    }
+    assert final.contacts == final.distinct_emails == len(leads.distinct_emails)
+    assert final.duplicates == final.missing_contacts == final.stray_contacts == 0
+    assert report.requeued >= len(leads.rejected_emails)
+    # The trouble the demo promises did happen.
+    assert report.traffic.rate_limited >= 1
+    assert report.faults["drop"] >= 1
+    assert final.median_latency is not None
+
+
+def test_demo_help_documents_every_option() -> None:
+    result = CliRunner().invoke(cli(), ["demo", "--help"], terminal_width=120)
+
+    assert result.exit_code == 0
+    for option in ("--leads", "--seed", "--keep-running", "--port"):
+        assert option in result.output
+
+
+def test_demo_exits_1_and_says_why_when_a_lead_is_duplicated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken(options: demo.DemoOptions, *, console: Console) -> DemoReport:
+        report = DemoReport(seed=1, problems=["2 duplicate contact(s)"])
+        console.print(verdict(report))
+        return report
+
+    monkeypatch.setattr(demo, "run_demo", broken)
+    result = CliRunner().invoke(cli(), ["demo", "--leads", "20"])
+
+    assert result.exit_code == 1
+    assert "2 duplicate contact(s)" in result.output
+
+
+def _lead(lead_id: int, email: str, hubspot_id: str | None, status: str = "SYNCED") -> LeadRow:
+    created = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    synced = created + dt.timedelta(seconds=lead_id) if status == "SYNCED" else None
+    return LeadRow(lead_id, email, status, hubspot_id, 1, created, synced)
+
+
+def _contact(contact_id: str, email: str) -> dict[str, Any]:
+    return {"id": contact_id, "properties": {"email": email}}
+
+
+def test_audit_finds_duplicates_lost_and_mismatched_leads() -> None:
+    leads = [
+        _lead(1, "ana@beworking.example", "1"),
+        _lead(2, "ana@beworking.example", "9"),  # points at another contact of its email
+        _lead(3, "luis@beworking.example", "2"),  # synced, yet no contact: lost
+        _lead(4, "eva@beworking.example", None, status="FAILED"),
+        _lead(5, "pepe@beworking.example", "1"),  # ana's contact, not pepe's
+    ]
+    contacts = [
+        _contact("1", "ana@beworking.example"),
+        _contact("9", "ANA@beworking.example"),  # the same email in another casing
+        _contact("5", "nadie@beworking.example"),  # no lead has this email
+        _contact("7", "pepe@beworking.example"),
+    ]
+
+    found = audit(leads, contacts)
+
+    assert found.duplicate_contacts == 1
+    # Lead 2's "9" is one of ana's two contacts: counted as the duplicate, not as a mismatch.
+    assert found.mismatched_ids == 1
+    assert found.missing_contacts == 1
+    assert found.stray_contacts == 1
+    assert found.duplicates == 2
+    report = DemoReport(seed=1, submitted=5, accepted=5, final=found)
+    problems = judge(
+        report, expected_emails=frozenset({"ana@beworking.example", "luis@beworking.example"})
+    )
+    assert any("not SYNCED" in p for p in problems)
+    assert any("duplicate contact" in p for p in problems)
+    assert any("without a contact" in p for p in problems)
+    assert any("is not their email's contact" in p for p in problems)
+
+
+def test_demo_leads_are_realistic_and_reproducible() -> None:
+    leads = make_leads(300, seed=42)
+
+    assert leads == make_leads(300, seed=42)
+    assert len(leads.bodies) == 300
+    assert leads.repeats >= 2
+    assert len(leads.rejected_emails) >= 2
+    # Repeats use another casing of an address sent before, so they must not add contacts.
+    assert len(leads.distinct_emails) == 300 - leads.repeats
+    lowered = [body["email"].lower() for body in leads.bodies]
+    repeated = [
+        b["email"] for b, e in zip(leads.bodies, lowered, strict=True) if lowered.count(e) > 1
+    ]
+    assert any(email != email.lower() for email in repeated)
