@@ -56,7 +56,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:  # a chunked body that lied by omission
-                    raise _BodyTooLarge
+                    raise _BodyTooLarge(self.max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -72,7 +72,7 @@ class BodySizeLimit:
 
     async def _reject(self, send: Send) -> None:
         body = JSONResponse(
-            ErrorResponse.of(f"request body larger than {self.max_bytes} bytes"),
+            ErrorResponse.of(_BodyTooLarge(self.max_bytes).detail),
             status_code=status.HTTP_413_CONTENT_TOO_LARGE,
         )
         await send(
@@ -81,8 +81,17 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body.body})
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(StarletteHTTPException):
+    # An HTTPException on purpose: FastAPI turns any other error raised while it reads the
+    # body into "400 There was an error parsing the body", and re-raises only these.
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(
+            status.HTTP_413_CONTENT_TOO_LARGE, f"request body larger than {max_bytes} bytes"
+        )
+
+
+# What pydantic says when the body is JSON but not an object ([], "text", 42, null).
+_NOT_AN_OBJECT = {"model_attributes_type", "model_type", "dict_type"}
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:
@@ -100,6 +109,8 @@ async def _on_validation_error(_request: Request, exc: Exception) -> JSONRespons
         field = _field_name(tuple(err.get("loc", ())))
         if err.get("type") == "json_invalid":
             field, message = "body", "the body is not valid JSON"
+        elif field == "body" and err.get("type") in _NOT_AN_OBJECT:
+            message = "the body must be a JSON object"
         errors.append({"field": field, "message": message})
     fields = ", ".join(sorted({e["field"] for e in errors}))
     return JSONResponse(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -17,6 +19,8 @@ MIN_INTERNAL_TOKEN_LENGTH = 16
 
 _RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0}
+# scheme://user:PASSWORD@host: the password is group 2.
+_URL_PASSWORD_RE = re.compile(r"^([^:/]+://[^:/@]*:)([^@]*)@")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +60,18 @@ def async_database_url(url: str) -> str:
         if url.startswith(prefix):
             return url if driver is None else driver + url[len(prefix) :]
     raise ValueError("must start with postgresql:// or sqlite:///")
+
+
+def redact_database_url(url: str) -> str:
+    """Return the URL with its password replaced by `***`, fit for logs and repr."""
+    return _URL_PASSWORD_RE.sub(r"\1***@", url)
+
+
+def _database_password(url: str) -> list[str]:
+    match = _URL_PASSWORD_RE.match(url)
+    if match is None or not match.group(2):
+        return []
+    return list({match.group(2), unquote(match.group(2))})
 
 
 def _alias(*names: str) -> Any:
@@ -297,7 +313,15 @@ class Settings(BaseSettings):
             values.append(self.hubspot_token.get_secret_value())
         if self.internal_token is not None:
             values.append(self.internal_token.get_secret_value())
+        values.extend(_database_password(self.database_url))
         return [v for v in values if v]
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # The database URL may carry a password; SecretStr fields already mask themselves.
+        for name, value in super().__repr_args__():
+            if name == "database_url" and isinstance(value, str):
+                value = redact_database_url(value)
+            yield name, value
 
 
 class ConfigError(Exception):

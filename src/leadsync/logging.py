@@ -14,7 +14,9 @@ REDACTED = "[REDACTED]"
 # Shorter "secrets" would shred ordinary words; config refuses such tokens anyway.
 MIN_SECRET_LENGTH = 8
 # Anything that follows "Bearer " is a credential, whoever wrote it.
-_BEARER_RE = re.compile(r"(?i)(bearer\s+)[^\s\"',;]+")
+# The credential stops at a quote, comma, semicolon or backslash, so that a JSON-escaped
+# quote survives, and a credential already redacted is left as it is.
+_BEARER_RE = re.compile(r"(?i)(bearer\s+)(?!\[REDACTED\])[^\s\"',;\\]+")
 
 
 class SecretRedactor:
@@ -22,10 +24,18 @@ class SecretRedactor:
 
     def __init__(self, secrets: Callable[[], Iterable[str]]) -> None:
         self._secrets = secrets
+        # Every secret ever seen stays known: a rotated-out token may still sit in a message.
+        self._known: set[str] = set()
+        self._ordered: list[str] = []
 
     def scrub(self, text: str) -> str:
         """Return text with every known secret and bearer credential replaced."""
-        for secret in self._secrets():
+        current = set(self._secrets())
+        if not current <= self._known:
+            self._known |= current
+            # Longest first: a secret that contains another must not leave its tail behind.
+            self._ordered = sorted(self._known, key=len, reverse=True)
+        for secret in self._ordered:
             if len(secret) >= MIN_SECRET_LENGTH and secret in text:
                 text = text.replace(secret, REDACTED)
         return _BEARER_RE.sub(lambda m: m.group(1) + REDACTED, text)
@@ -75,14 +85,19 @@ def configure_logging(
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        redactor,
     ]
     renderer: Any
     if log_format == "json":
         renderer = structlog.processors.JSONRenderer()
+        # Tracebacks become text before redaction: once JSON-escaped, a secret with a quote
+        # or an accent would no longer match.
         shared.append(structlog.processors.format_exc_info)
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=False)
+        # Plain tracebacks: rich's would print local variables, cutting long secrets in two.
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
+    shared.append(redactor)
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[

@@ -20,11 +20,12 @@ from leadsync.sync.service import LeadResult, ResultKind
 log = get_logger(__name__)
 
 # `*_created` samples double the series count and no dashboard or alert of ours reads them.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 SYNC_OUTCOMES = ("synced", "retry", "failed", "rate_limited", "auth_paused")
 HUBSPOT_OPERATIONS = ("create", "update", "update_by_email", "search", "batch_upsert", "probe")
-STATUS_CLASSES = ("2xx", "4xx", "429", "5xx", "network")
+# 3xx: the client never follows redirects, so one means a wrong HUBSPOT_BASE_URL or proxy.
+STATUS_CLASSES = ("2xx", "3xx", "4xx", "429", "5xx", "network")
 DEFAULT_SAMPLE_SECONDS = 15.0
 
 SYNC_ATTEMPTS = Counter(
@@ -66,6 +67,10 @@ BUDGET_REMAINING = Gauge(
     "leadsync_hubspot_budget_remaining",
     "Requests left in HubSpot's rolling window as it last reported (sampled; -1 when unknown).",
 )
+GAUGES_SAMPLED = Gauge(
+    "leadsync_gauges_sampled_timestamp_seconds",
+    "When the sampled gauges were last refreshed (Unix time): stale while the database is away.",
+)
 DAILY_REMAINING = Gauge(
     "leadsync_hubspot_daily_remaining",
     "Requests left today as HubSpot last reported (sampled; -1 when unknown).",
@@ -74,7 +79,7 @@ DAILY_REMAINING = Gauge(
 # Pre-create every label combination so dashboards show zeros instead of gaps.
 for _outcome in SYNC_OUTCOMES:
     SYNC_ATTEMPTS.labels(outcome=_outcome)
-for _operation in HUBSPOT_OPERATIONS:
+for _operation in (*HUBSPOT_OPERATIONS, "other"):
     HUBSPOT_LATENCY.labels(operation=_operation)
     for _cls in STATUS_CLASSES:
         HUBSPOT_REQUESTS.labels(operation=_operation, status_class=_cls)
@@ -134,6 +139,7 @@ async def sample_gauges(sessions: async_sessionmaker[AsyncSession], *, settings:
         )
     BUDGET_REMAINING.set(-1 if state.reported_remaining is None else state.reported_remaining)
     DAILY_REMAINING.set(state.daily_remaining if state.daily_remaining is not None else -1)
+    GAUGES_SAMPLED.set(now.timestamp())
 
 
 async def run_sampler(

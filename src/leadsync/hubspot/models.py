@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +18,9 @@ _RATE_HEADERS = {
     "daily": "x-hubspot-ratelimit-daily",
     "daily_remaining": "x-hubspot-ratelimit-daily-remaining",
 }
+
+
+_CATEGORY_RE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 
 
 def _header_int(value: str | None) -> int | None:
@@ -141,7 +145,10 @@ class BatchInputError:
         category = item.get("category")
         return cls(
             status=str(item.get("status") or "error"),
-            category=category if isinstance(category, str) and category else None,
+            # HubSpot's categories are UPPER_SNAKE words; anything else is not trusted text.
+            category=category
+            if isinstance(category, str) and _CATEGORY_RE.fullmatch(category)
+            else None,
             message=clean(str(item.get("message") or "")),
             trace_ids=tuple(dict.fromkeys([*context.get("objectWriteTraceId", ()), *own])),
             ids=context.get("ids", ()),

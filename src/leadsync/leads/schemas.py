@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SINGLE_LINE_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _PHONE_RE = re.compile(r"^\+?[0-9 ()./\-]*[0-9][0-9 ()./\-]*(?:\s*(?:x|ext\.?)\s*[0-9]{1,6})?$")
-IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
+# \Z, not $: "$" also matches before a trailing newline.
+IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}\Z")
 
 
 def _single_line(value: str | None) -> str | None:

@@ -41,9 +41,13 @@ def _lock(connection: Connection) -> None:
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
 
 
-def _upgrade(connection: Connection, revision: str) -> None:
+def _upgrade(connection: Connection, revision: str) -> tuple[str | None, str | None]:
+    # Read "before" only once the lock is held: a replica that waited for another one's
+    # upgrade must report that it found the schema at head, not what it saw before waiting.
     _lock(connection)
+    before = current_revision(connection)
     command.upgrade(alembic_config(connection), revision)
+    return before, current_revision(connection)
 
 
 def _downgrade(connection: Connection, revision: str) -> None:
@@ -54,10 +58,7 @@ def _downgrade(connection: Connection, revision: str) -> None:
 async def upgrade(engine: AsyncEngine, *, revision: str = "head") -> tuple[str | None, str | None]:
     """Upgrade the schema (idempotent); return the revisions before and after."""
     async with engine.begin() as conn:
-        before = await conn.run_sync(current_revision)
-        await conn.run_sync(_upgrade, revision)
-        after = await conn.run_sync(current_revision)
-    return before, after
+        return await conn.run_sync(_upgrade, revision)
 
 
 async def downgrade(engine: AsyncEngine, *, revision: str = "base") -> None:

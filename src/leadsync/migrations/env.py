@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import Connection, create_engine
 
 import leadsync.leads.models
-import leadsync.sync.models  # noqa: F401  (registers the table on Base.metadata)
+import leadsync.sync.models
 from leadsync.config import load_settings
 from leadsync.db import Base
 

@@ -53,7 +53,9 @@ class PostgresListener:
             lost = asyncio.Event()
             try:
                 conn = await asyncpg.connect(self._dsn)
-            except (OSError, asyncpg.PostgresError) as exc:
+            except Exception as exc:  # any failure to connect: back off and try again
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
                 log.warning("sync.listener.connect_failed", error_type=type(exc).__name__)
                 await asyncio.sleep(delay)  # reconnect backoff
                 delay = min(delay * 2, RECONNECT_MAX_SECONDS)

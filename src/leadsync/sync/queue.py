@@ -84,6 +84,14 @@ async def has_due(session: AsyncSession, *, now: dt.datetime) -> bool:
     return (await session.execute(_due(now).limit(1))).first() is not None
 
 
+async def next_due_at(session: AsyncSession) -> dt.datetime | None:
+    """Return when the next unfinished lead falls due (one step down the partial index)."""
+    result = await session.execute(
+        select(func.min(Lead.hubspot_next_attempt_at)).where(_UNFINISHED)
+    )
+    return result.scalar_one()
+
+
 async def claim(
     session: AsyncSession, *, limit: int, lease_seconds: float, now: dt.datetime
 ) -> list[LeadSnapshot]:
@@ -193,7 +201,7 @@ async def complete(
 
 
 async def release_expired_leases(session: AsyncSession, *, now: dt.datetime) -> int:
-    """Turn IN_PROGRESS rows whose worker died into RETRYING, due now; return how many."""
+    """Put IN_PROGRESS rows whose worker died back in the queue, due now; return how many."""
     result = await session.execute(
         update(Lead)
         .where(
@@ -201,7 +209,11 @@ async def release_expired_leases(session: AsyncSession, *, now: dt.datetime) -> 
             Lead.hubspot_lease_expires_at < now,
         )
         .values(
-            hubspot_sync_status=SyncStatus.RETRYING.value,
+            # Like a release: a lead never attempted is PENDING again, not RETRYING.
+            hubspot_sync_status=case(
+                (Lead.hubspot_sync_attempts > 0, SyncStatus.RETRYING.value),
+                else_=SyncStatus.PENDING.value,
+            ),
             hubspot_lease_token=None,
             hubspot_lease_expires_at=None,
             hubspot_next_attempt_at=now,
@@ -271,7 +283,7 @@ async def stats(session: AsyncSession, *, now: dt.datetime) -> QueueStats:
         select(Lead.hubspot_sync_status, func.count()).group_by(Lead.hubspot_sync_status)
     )
     counts = {status.value: 0 for status in SyncStatus}
-    counts.update({str(status): int(n) for status, n in rows.tuples()})
+    counts.update({str(status): int(n) for status, n in rows.all()})
     oldest = (
         await session.execute(
             select(func.min(Lead.hubspot_next_attempt_at)).where(

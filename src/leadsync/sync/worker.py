@@ -9,6 +9,7 @@ import random
 import time
 from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,6 +20,7 @@ from leadsync.context import AppContext
 from leadsync.db import transaction, utcnow
 from leadsync.hubspot.client import HubSpotClient
 from leadsync.hubspot.errors import AuthError, HubSpotError
+from leadsync.leads.models import SyncStatus
 from leadsync.logging import get_logger
 from leadsync.sync import queue
 from leadsync.sync.gate import Gate, Paused, PauseReason, ProbeDue
@@ -85,7 +87,11 @@ class Worker:
         log.info("sync.worker.started", mode=self._settings.hubspot_write_mode)
         try:
             while not self._stopping.is_set():
-                await self._step()
+                try:
+                    await self._step()
+                except Exception as exc:  # a lost database must not end the loop for good
+                    log.warning("sync.worker.step_failed", error_type=type(exc).__name__)
+                    await self._idle(self._settings.poll_interval_seconds, wakeable=False)
         finally:
             await self._drain()
             log.info("sync.worker.stopped")
@@ -104,7 +110,7 @@ class Worker:
             return
         self._woken.clear()
         if not self._backlog and not await self.has_due():
-            await self._idle(self._settings.poll_interval_seconds)
+            await self._idle(await self._seconds_until_due())
             return
         try:
             slot = await self.gate.reserve()
@@ -129,6 +135,14 @@ class Worker:
         """Return whether any lead is due now (one indexed probe, no lock)."""
         async with self._sessions() as session:
             return await queue.has_due(session, now=utcnow())
+
+    async def _seconds_until_due(self) -> float:
+        # A retry due in 0.5 s must not wait for the next poll 5 s away.
+        async with self._sessions() as session:
+            due_at = await queue.next_due_at(session)
+        if due_at is None:
+            return self._settings.poll_interval_seconds
+        return max(0.01, (due_at - utcnow()).total_seconds())
 
     async def _claim_and_process(self, slot: dt.datetime, claimed: asyncio.Event) -> None:
         try:
@@ -215,6 +229,13 @@ class Worker:
         ]
         async with transaction(self._sessions) as session:
             await queue.complete(session, completions=completions, now=now)
+        # A transient failure that used up the last attempt is a failure, in logs and metrics.
+        results = [
+            replace(result, kind=ResultKind.FAILED)
+            if result.kind is ResultKind.RETRY and completion.status is SyncStatus.FAILED
+            else result
+            for result, completion in zip(results, completions, strict=True)
+        ]
         duration_ms = round(seconds * 1000, 1)
         for result, completion in zip(results, completions, strict=True):
             log_event = log.info if result.kind is ResultKind.SYNCED else log.warning

@@ -43,9 +43,7 @@ def upgrade() -> None:
         sa.Column("idempotency_key", sa.String(255)),
         sa.Column("idempotency_fingerprint", sa.String(64)),
         sa.Column("hubspot_id", sa.String(255)),
-        sa.Column(
-            "hubspot_sync_status", sa.String(32), server_default="PENDING", nullable=False
-        ),
+        sa.Column("hubspot_sync_status", sa.String(32), server_default="PENDING", nullable=False),
         sa.Column("hubspot_synced_at", UTCDateTime()),
         sa.Column("hubspot_error", sa.Text()),
         sa.Column("hubspot_sync_attempts", sa.Integer(), server_default="0", nullable=False),

@@ -1,0 +1,63 @@
+"""`leadsync resync-failed` and `leadsync status --json`, run as the operator runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from tests.integration.sync.conftest import fetch_all, insert_leads, lead_row
+
+LEADSYNC = str(Path(sys.executable).with_name("leadsync"))
+
+
+async def leadsync(db_url: str, *args: str) -> tuple[int, str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LEADSYNC_", "HUBSPOT_"))}
+    env |= {"DATABASE_URL": db_url, "LEADSYNC_LOG_LEVEL": "WARNING"}
+    process = await asyncio.create_subprocess_exec(
+        LEADSYNC,
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+def failed(i: int) -> dict:
+    return lead_row(
+        i,
+        hubspot_sync_status="FAILED",
+        hubspot_sync_attempts=10,
+        hubspot_last_http_status=400,
+        hubspot_error="HTTP 400",
+        hubspot_next_attempt_at=None,
+    )
+
+
+async def test_cli_resync_failed_one_lead_then_status(db_url: str, sessions) -> None:
+    ids = await insert_leads(sessions, [failed(0), failed(1), lead_row(2)])
+
+    code, out, err = await leadsync(db_url, "resync-failed", "--lead-id", str(ids[1]))
+    assert code == 0, err
+    assert out.strip() == "requeued 1 FAILED lead(s)"
+    leads = await fetch_all(sessions)
+    assert [leads[i].hubspot_sync_status for i in ids] == ["FAILED", "PENDING", "PENDING"]
+    assert leads[ids[1]].hubspot_sync_attempts == 0
+
+    code, out, err = await leadsync(db_url, "status", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["counts"] == {
+        "PENDING": 2,
+        "IN_PROGRESS": 0,
+        "RETRYING": 0,
+        "SYNCED": 0,
+        "FAILED": 1,
+    }
+    assert report["oldest_due_seconds"] >= 0
+    assert report["gate"]["paused"] is False
+    assert report["budget"]["limit"] == "90/10s"

@@ -1,0 +1,582 @@
+"""The worker end to end on SQLite and PostgreSQL, against the HubSpot sandbox or a stub."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select, update
+
+from leadsync.config import Settings
+from leadsync.db import create_engine, create_sessionmaker, transaction, utcnow
+from leadsync.hubspot.client import HubSpotClient
+from leadsync.leads import service as leads_service
+from leadsync.leads.models import Lead
+from leadsync.leads.schemas import LeadIn
+from leadsync.sandbox.config import SandboxConfig
+from leadsync.sandbox.server import RunningSandbox, serve_sandbox
+from leadsync.sync.gate import PauseReason
+from leadsync.sync.models import HubSpotGate
+from leadsync.sync.worker import Worker, start_in_app, start_worker
+from tests.helpers import wait_for
+from tests.integration.sync.conftest import fetch, fetch_all, insert_leads, lead_row
+
+CONTACTS = "/crm/v3/objects/contacts"
+QUIET = 60.0  # a poll interval no test waits for: anything faster is a wake-up
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[RunningSandbox]:
+    async with serve_sandbox(config=SandboxConfig(seed=1)) as running:
+        yield running
+
+
+@pytest.fixture
+def sandbox_settings(settings_factory, sandbox: RunningSandbox) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values = {"hubspot_base_url": sandbox.url, "hubspot_token": sandbox.token}
+        return settings_factory(**(values | overrides))
+
+    return make
+
+
+@asynccontextmanager
+async def running_worker(
+    worker: Worker, settings: Settings
+) -> AsyncIterator[tuple[Worker, AsyncExitStack]]:
+    """Run a worker (and its PostgreSQL listener) until the block ends; then stop and drain."""
+    async with AsyncExitStack() as stack:
+        await start_worker(worker, settings=settings, stack=stack)
+        yield worker, stack
+
+
+async def new_lead(sessions, **fields: Any) -> int:
+    data = LeadIn(**({"email": "ana@example.com", "firstname": "Ana"} | fields))
+    async with transaction(sessions) as session:
+        stored = await leads_service.create_lead(session, data=data)
+    return stored.lead.id
+
+
+def status_of(sessions, lead_id: int, status: str = "SYNCED") -> Callable[[], Any]:
+    async def check() -> Lead | None:
+        lead = await fetch(sessions, lead_id)
+        return lead if lead.hubspot_sync_status == status else None
+
+    return check
+
+
+async def in_progress(sessions) -> int:
+    async with sessions() as session:
+        return int(
+            await session.scalar(
+                select(func.count()).where(Lead.hubspot_sync_status == "IN_PROGRESS")
+            )
+        )
+
+
+def stub_client(handler) -> HubSpotClient:
+    return HubSpotClient(
+        base_url="https://api.hubapi.test",
+        token_provider=lambda: "pat-test",
+        transport=httpx.MockTransport(handler),
+    )
+
+
+def upsert_reply(request: httpx.Request) -> httpx.Response:
+    inputs = json.loads(request.content)["inputs"]
+    results = [
+        {
+            "id": str(5000 + int(item["objectWriteTraceId"])),
+            "properties": item["properties"],
+            "new": True,
+            "objectWriteTraceId": item["objectWriteTraceId"],
+        }
+        for item in inputs
+    ]
+    return httpx.Response(200, json={"status": "COMPLETE", "results": results})
+
+
+def assert_synced(lead: Lead, *, hubspot_id: str, after: dt.datetime, attempts: int = 1) -> None:
+    """Every sync column of a lead that synced on its `attempts`-th try."""
+    assert lead.hubspot_sync_status == "SYNCED"
+    assert lead.hubspot_id == hubspot_id
+    assert lead.hubspot_synced_at is not None
+    assert after <= lead.hubspot_synced_at <= utcnow()
+    assert lead.hubspot_error is None
+    assert lead.hubspot_sync_attempts == attempts
+    assert lead.last_hubspot_attempt_at == lead.hubspot_synced_at
+    assert lead.hubspot_last_http_status == 200
+    assert lead.hubspot_lease_token is None
+    assert lead.hubspot_lease_expires_at is None
+    assert lead.hubspot_next_attempt_at is None
+
+
+# --- the hand-off ---------------------------------------------------------------------
+
+
+async def test_lead_posted_to_the_api_is_handed_off_and_synced(
+    client_factory, sandbox_settings, sandbox: RunningSandbox, sessions
+) -> None:
+    woken: list[float] = []
+
+    async def background(ctx, stack):
+        wake = await start_in_app(ctx, stack)
+
+        def spy() -> None:
+            woken.append(time.monotonic())
+            wake()
+
+        return spy
+
+    settings = sandbox_settings(poll_interval_seconds=QUIET)
+    before = utcnow()
+    async with client_factory(settings, background=background) as (_app, client):
+        response = await client.post(
+            "/leads",
+            json={
+                "email": "Ana.Garcia@Example.com",
+                "firstname": "Ana",
+                "lastname": "García",
+                "phone": "+34 600 123 456",
+                "company": "Acme Coworking SL",
+                "message": "Six desks from January.",
+            },
+        )
+        assert response.status_code == 201, response.text
+        lead_id = response.json()["id"]
+        assert woken, "POST /leads must wake the worker after its commit"
+        lead = await wait_for(status_of(sessions, lead_id), timeout=10)
+
+    (contact,) = list(sandbox.state.store)
+    assert contact.properties["email"] == "ana.garcia@example.com"
+    assert contact.properties["firstname"] == "Ana"
+    assert contact.properties["lastname"] == "García"
+    assert contact.properties["company"] == "Acme Coworking SL"
+    assert contact.properties["message"] == "Six desks from January."
+    assert sandbox.state.stats.requests["batch_upsert"] == {"200": 1}
+    assert_synced(lead, hubspot_id=contact.id, after=before)
+
+
+async def test_lead_committed_while_no_worker_runs_syncs_when_one_starts(
+    sandbox_settings, sandbox: RunningSandbox, sessions
+) -> None:
+    before = utcnow()
+    lead_id = await new_lead(sessions, email="late@example.com")
+    settings = sandbox_settings(poll_interval_seconds=QUIET)
+    async with (
+        HubSpotClient.from_settings(settings) as client,
+        running_worker(Worker(settings=settings, sessions=sessions, client=client), settings),
+    ):
+        lead = await wait_for(status_of(sessions, lead_id), timeout=10)
+    (contact,) = list(sandbox.state.store)
+    assert_synced(lead, hubspot_id=contact.id, after=before)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_notify_wakes_a_worker_in_another_engine(
+    db_url: str, sandbox_settings, sandbox: RunningSandbox, sessions
+) -> None:
+    settings = sandbox_settings(poll_interval_seconds=QUIET)
+    events: list[Any] = []
+    async with HubSpotClient.from_settings(settings) as client:
+        worker = Worker(settings=settings, sessions=sessions, client=client)
+        real_wake, real_has_due = worker.wake, worker.has_due
+
+        def wake() -> None:
+            events.append("wake")
+            real_wake()
+
+        async def has_due() -> bool:
+            events.append("check")
+            due = await real_has_due()
+            events.append(("checked", due))
+            return due
+
+        worker.wake = wake  # type: ignore[method-assign]
+        worker.has_due = has_due  # type: ignore[method-assign]
+        async with running_worker(worker, settings):
+            # Settle: the listener's connect wake-up has been answered by a look at the queue
+            # that found nothing, so the worker now sleeps QUIET seconds unless woken.
+            def settled() -> bool:
+                wakes = [i for i, e in enumerate(events) if e == "wake"]
+                if not wakes:
+                    return False
+                last_wake = wakes[-1]
+                after = events[last_wake:]
+                return "check" in after and ("checked", False) in after[after.index("check") :]
+
+            await wait_for(settled, timeout=10)
+            mark = len(events)
+
+            other = create_engine(db_url)  # another engine: other pool, other connections
+            try:
+                started = time.monotonic()
+                lead_id = await new_lead(create_sessionmaker(other), email="remote@example.com")
+            finally:
+                await other.dispose()
+            lead = await wait_for(status_of(sessions, lead_id), timeout=15)
+            elapsed = time.monotonic() - started
+
+    assert "wake" in events[mark:], events
+    assert elapsed < 15 < QUIET
+    assert lead.hubspot_id == next(iter(sandbox.state.store)).id
+
+
+# --- batches of duplicates, single mode, rate limits, credentials ---------------------
+
+
+async def test_leads_of_one_email_become_one_contact(
+    sandbox_settings, sandbox: RunningSandbox, sessions
+) -> None:
+    first = await new_lead(sessions, email="dup@example.com", firstname="Old", phone="+34 1")
+    second = await new_lead(sessions, email="DUP@example.com", firstname="New")
+    settings = sandbox_settings()
+    async with (
+        HubSpotClient.from_settings(settings) as client,
+        running_worker(Worker(settings=settings, sessions=sessions, client=client), settings),
+    ):
+        await wait_for(status_of(sessions, first), timeout=10)
+        await wait_for(status_of(sessions, second), timeout=10)
+    (contact,) = list(sandbox.state.store)
+    assert contact.properties["firstname"] == "New"
+    assert contact.properties["phone"] == "+34 1"
+    leads = await fetch_all(sessions)
+    assert leads[first].hubspot_id == leads[second].hubspot_id == contact.id
+
+
+async def test_single_mode_patches_an_existing_contact(
+    sandbox_settings, sandbox: RunningSandbox, sessions
+) -> None:
+    existing = sandbox.state.store.create(
+        {"email": "known@example.com", "firstname": "Old"}, now=time.time()
+    )
+    before = utcnow()
+    lead_id = await new_lead(sessions, email="known@example.com", firstname="New")
+    settings = sandbox_settings(hubspot_write_mode="single")
+    async with (
+        HubSpotClient.from_settings(settings) as client,
+        running_worker(Worker(settings=settings, sessions=sessions, client=client), settings),
+    ):
+        lead = await wait_for(status_of(sessions, lead_id), timeout=10)
+    assert len(sandbox.state.store) == 1  # never a duplicate
+    assert sandbox.state.store.get(existing.id).properties["firstname"] == "New"
+    assert sandbox.state.stats.requests["create"] == {"409": 1}
+    assert sandbox.state.stats.requests["update"] == {"200": 1}
+    assert_synced(lead, hubspot_id=existing.id, after=before)
+
+
+async def test_rate_limit_pauses_without_using_an_attempt(settings_factory, sessions) -> None:
+    calls: list[float] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            body = {
+                "status": "error",
+                "message": "ten secondly",
+                "policyName": "TEN_SECONDLY_ROLLING",
+            }
+            return httpx.Response(429, json=body, headers={"Retry-After": "0.4"})
+        return upsert_reply(request)
+
+    lead_id = await new_lead(sessions)
+    settings = settings_factory()
+    async with (
+        stub_client(handler) as client,
+        running_worker(Worker(settings=settings, sessions=sessions, client=client), settings) as (
+            worker,
+            _,
+        ),
+    ):
+        # First outcome: back in the queue, not counted, with the 429 recorded.
+        paused = await wait_for(
+            lambda: _lead_where(sessions, lead_id, hubspot_last_http_status=429), timeout=10
+        )
+        assert paused.hubspot_sync_status == "PENDING"
+        assert paused.hubspot_sync_attempts == 0
+        assert paused.hubspot_next_attempt_at >= paused.last_hubspot_attempt_at + dt.timedelta(
+            seconds=0.39
+        )
+        lead = await wait_for(status_of(sessions, lead_id), timeout=10)
+        state = await worker.gate.state()
+    assert len(calls) == 2
+    assert calls[1] - calls[0] >= 0.39  # the whole worker honoured Retry-After
+    assert lead.hubspot_sync_attempts == 1
+    assert lead.hubspot_error is None
+    assert state.pause_reason is None
+
+
+async def _lead_where(sessions, lead_id: int, **values: Any) -> Lead | None:
+    lead = await fetch(sessions, lead_id)
+    return lead if all(getattr(lead, k) == v for k, v in values.items()) else None
+
+
+async def test_revoked_token_pauses_probes_once_per_interval_and_resumes(
+    sandbox_settings, sandbox: RunningSandbox, sessions
+) -> None:
+    settings = sandbox_settings(hubspot_token="revoked-token-0000")
+    lead_id = await new_lead(sessions)
+
+    async def expire_pause() -> None:
+        # Time passes: the pause runs out, and the lead that waits for it falls due.
+        past = utcnow() - dt.timedelta(seconds=1)
+        async with transaction(sessions) as session:
+            await session.execute(update(HubSpotGate).values(paused_until=past))
+            await session.execute(
+                update(Lead).where(Lead.id == lead_id).values(hubspot_next_attempt_at=past)
+            )
+
+    def probes() -> int:
+        return sum(sandbox.state.stats.requests["list"].values())
+
+    async with (
+        HubSpotClient.from_settings(settings) as client,
+        running_worker(Worker(settings=settings, sessions=sessions, client=client), settings) as (
+            worker,
+            _,
+        ),
+    ):
+        await wait_for(lambda: sandbox.state.stats.requests["batch_upsert"].get("401"), timeout=10)
+        state = await wait_for(
+            lambda: _gate_where(worker, pause_reason=PauseReason.AUTH), timeout=10
+        )
+        assert state.auth_failures == 1
+        lead = await wait_for(
+            lambda: _lead_where(sessions, lead_id, hubspot_lease_token=None), timeout=10
+        )
+        assert lead.hubspot_sync_status == "PENDING"
+        assert lead.hubspot_sync_attempts == 0  # a credential problem is not the lead's
+
+        # The pause runs out while the token is still bad: one probe, then a longer pause.
+        await expire_pause()
+        await wait_for(lambda: probes() >= 1, timeout=10)
+        state = await wait_for(lambda: _gate_where(worker, auth_failures=2), timeout=10)
+        assert state.paused_until is not None
+        assert state.paused_until > utcnow() + dt.timedelta(seconds=5)
+        assert probes() == 1
+        assert sandbox.state.stats.requests["batch_upsert"] == {"401": 1}
+
+        # The secret is fixed; at the next probe the sync resumes by itself.
+        sandbox.state.update_config({"add_tokens": ["revoked-token-0000"]})
+        await expire_pause()
+        lead = await wait_for(status_of(sessions, lead_id), timeout=10)
+        state = await worker.gate.state()
+    assert probes() == 2
+    assert state.pause_reason is None
+    assert state.auth_failures == 0
+    assert lead.hubspot_sync_attempts == 1
+    assert lead.hubspot_id == next(iter(sandbox.state.store)).id
+
+
+async def _gate_where(worker: Worker, **values: Any):
+    state = await worker.gate.state()
+    return state if all(getattr(state, k) == v for k, v in values.items()) else None
+
+
+async def test_two_workers_drain_a_backlog_sending_each_lead_once(
+    settings_factory, sessions
+) -> None:
+    sent: list[list[int]] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        inputs = json.loads(request.content)["inputs"]
+        sent.append([int(item["objectWriteTraceId"]) for item in inputs])
+        await asyncio.sleep(0)  # let the other worker interleave
+        return upsert_reply(request)
+
+    ids = await insert_leads(sessions, [lead_row(i) for i in range(250)])
+    settings = settings_factory(hubspot_rate_limit="1000/10s", poll_interval_seconds=0.05)
+    async with (
+        stub_client(handler) as client,
+        running_worker(Worker(settings=settings, sessions=sessions, client=client), settings),
+        running_worker(Worker(settings=settings, sessions=sessions, client=client), settings),
+    ):
+
+        async def all_synced() -> bool:
+            leads = await fetch_all(sessions)
+            return all(lead.hubspot_sync_status == "SYNCED" for lead in leads.values())
+
+        await wait_for(all_synced, timeout=20)
+    every = [lead_id for batch in sent for lead_id in batch]
+    assert sorted(every) == ids  # each lead went to HubSpot exactly once
+    assert max(len(batch) for batch in sent) <= 100
+    assert len(sent) <= 5  # full batches, not one request per lead
+    leads = await fetch_all(sessions)
+    assert {lead.hubspot_id for lead in leads.values()} == {str(5000 + i) for i in ids}
+
+
+# --- stopping -------------------------------------------------------------------------
+
+
+async def test_stop_lets_an_in_flight_batch_finish(settings_factory, sessions) -> None:
+    stopping = asyncio.Event()
+    started = asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        started.set()
+        await stopping.wait()
+        # HubSpot answers a moment after the stop: the drain must wait for it.
+        await asyncio.sleep(0.2)
+        return upsert_reply(request)
+
+    ids = await insert_leads(sessions, [lead_row(i) for i in range(3)])
+    settings = settings_factory(lease_seconds=10.0)
+    async with stub_client(handler) as client:
+        worker = Worker(settings=settings, sessions=sessions, client=client)
+        async with running_worker(worker, settings) as (_, stack):
+            await asyncio.wait_for(started.wait(), timeout=10)
+            assert await in_progress(sessions) == 3
+            await worker.stop()
+            stopping.set()
+            await stack.aclose()  # returns only once the worker has drained
+        leads = await fetch_all(sessions)
+    assert await in_progress(sessions) == 0
+    assert [leads[i].hubspot_sync_status for i in ids] == ["SYNCED"] * 3
+    assert [leads[i].hubspot_id for i in ids] == [str(5000 + i) for i in ids]
+
+
+async def test_stop_releases_the_leases_of_a_hung_batch(settings_factory, sessions) -> None:
+    started = asyncio.Event()
+    never = asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        started.set()
+        await never.wait()
+        raise AssertionError("unreachable")
+
+    ids = await insert_leads(
+        sessions,
+        [
+            lead_row(0),
+            lead_row(1, hubspot_sync_status="RETRYING", hubspot_sync_attempts=2),
+        ],
+    )
+    settings = settings_factory(lease_seconds=1.0, hubspot_total_timeout_seconds=60.0)
+    async with stub_client(handler) as client:
+        worker = Worker(settings=settings, sessions=sessions, client=client)
+        async with running_worker(worker, settings) as (_, stack):
+            await asyncio.wait_for(started.wait(), timeout=10)
+            begun = time.monotonic()
+            await stack.aclose()
+            took = time.monotonic() - begun
+    leads = await fetch_all(sessions)
+    assert took < 5  # the drain's grace (lease/2), not the HubSpot timeout
+    assert await in_progress(sessions) == 0
+    fresh, retrying = leads[ids[0]], leads[ids[1]]
+    assert (fresh.hubspot_sync_status, fresh.hubspot_sync_attempts) == ("PENDING", 0)
+    assert (retrying.hubspot_sync_status, retrying.hubspot_sync_attempts) == ("RETRYING", 2)
+    for lead in (fresh, retrying):
+        assert lead.hubspot_lease_token is None
+        assert lead.hubspot_lease_expires_at is None
+        assert lead.hubspot_next_attempt_at is not None
+        assert lead.hubspot_next_attempt_at <= utcnow()  # due again at once
+        assert lead.last_hubspot_attempt_at is None  # nothing was sent to completion
+
+
+# --- reconciliation -------------------------------------------------------------------
+
+
+async def test_reconcile_requeues_old_transient_failures_only(settings_factory, sessions) -> None:
+    now = utcnow()
+    old, recent = now - dt.timedelta(hours=2), now - dt.timedelta(minutes=5)
+
+    def failed(i: int, status: int | None, at: dt.datetime) -> dict[str, Any]:
+        return lead_row(
+            i,
+            hubspot_sync_status="FAILED",
+            hubspot_sync_attempts=10,
+            hubspot_last_http_status=status,
+            hubspot_error=f"HTTP {status}",
+            last_hubspot_attempt_at=at,
+            hubspot_next_attempt_at=None,
+        )
+
+    ids = await insert_leads(
+        sessions,
+        [
+            failed(0, 503, old),
+            failed(1, None, old),  # a timeout: no status at all
+            failed(2, 429, old),
+            failed(3, 400, old),
+            failed(4, 404, old),
+            failed(5, 503, recent),
+            lead_row(
+                6,
+                hubspot_sync_status="IN_PROGRESS",
+                hubspot_lease_token="dead-worker",
+                hubspot_lease_expires_at=now - dt.timedelta(seconds=30),
+                hubspot_next_attempt_at=now - dt.timedelta(seconds=30),
+            ),
+        ],
+    )
+    settings = settings_factory(reconcile_after_seconds=3600)
+    async with stub_client(upsert_reply) as client:
+        await Worker(settings=settings, sessions=sessions, client=client).reconcile()
+    leads = await fetch_all(sessions)
+    assert [leads[i].hubspot_sync_status for i in ids] == [
+        "PENDING",
+        "PENDING",
+        "PENDING",
+        "FAILED",
+        "FAILED",
+        "FAILED",
+        "PENDING",  # never attempted: a dead lease goes back as a drain would put it
+    ]
+    assert [leads[i].hubspot_sync_attempts for i in ids[:3]] == [0, 0, 0]
+    assert leads[ids[6]].hubspot_lease_token is None
+
+
+async def test_running_worker_reconciles_and_syncs_a_transient_failure(
+    settings_factory, sessions
+) -> None:
+    (lead_id,) = await insert_leads(
+        sessions,
+        [
+            lead_row(
+                0,
+                hubspot_sync_status="FAILED",
+                hubspot_sync_attempts=10,
+                hubspot_last_http_status=503,
+                hubspot_error="HTTP 503",
+                last_hubspot_attempt_at=utcnow() - dt.timedelta(seconds=5),
+                hubspot_next_attempt_at=None,
+            )
+        ],
+    )
+    settings = settings_factory(reconcile_after_seconds=1, reconcile_interval_seconds=0.1)
+    async with (
+        stub_client(upsert_reply) as client,
+        running_worker(Worker(settings=settings, sessions=sessions, client=client), settings),
+    ):
+        lead = await wait_for(status_of(sessions, lead_id), timeout=10)
+    assert lead.hubspot_sync_attempts == 1
+    assert lead.hubspot_error is None
+
+
+async def test_a_database_error_does_not_end_the_worker_loop(sandbox_settings, sessions) -> None:
+    settings = sandbox_settings(poll_interval_seconds=0.05)
+    async with HubSpotClient.from_settings(settings) as client:
+        worker = Worker(settings=settings, sessions=sessions, client=client)
+        real_has_due = worker.has_due
+        failures = 0
+
+        async def flaky_has_due() -> bool:
+            nonlocal failures
+            if failures < 3:  # the database is away for three looks
+                failures += 1
+                raise ConnectionRefusedError("database unreachable")
+            return await real_has_due()
+
+        worker.has_due = flaky_has_due  # type: ignore[method-assign]
+        lead_id = await new_lead(sessions)
+        async with running_worker(worker, settings):
+            assert await wait_for(status_of(sessions, lead_id), timeout=20)
+    assert failures == 3  # the loop went on after each error, then synced the lead
