@@ -149,12 +149,14 @@ async def run_sampler(
     interval_seconds: float = DEFAULT_SAMPLE_SECONDS,
 ) -> None:
     """Sample the gauges every interval until cancelled; a failed sample is logged, not fatal."""
+    # First sample after one interval: a process that only lives for a moment (a test, a
+    # one-off command) should not query for metrics nobody will scrape.
     while True:
+        await asyncio.sleep(interval_seconds)
         try:
             await sample_gauges(sessions, settings=settings)
         except Exception as exc:  # the database may be briefly away; metrics must not crash
             log.warning("metrics.sample_failed", error_type=type(exc).__name__)
-        await asyncio.sleep(interval_seconds)
 
 
 async def start_sampler(

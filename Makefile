@@ -1,0 +1,64 @@
+# leadsync: every target needs only python3 (3.11+) with pip. The virtualenv lives in .venv
+# and is (re)installed from the lock files only when a lock file or pyproject.toml changed.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+PYTEST_ARGS ?=
+DEMO_ARGS ?=
+
+# Stamps inside the venv: deleting .venv forgets them, so a new venv is always installed.
+CREATED := $(VENV)/.stamp-created
+RUNTIME := $(VENV)/.stamp-runtime
+DEV := $(VENV)/.stamp-dev
+
+.DEFAULT_GOAL := install
+.PHONY: demo test lint install
+
+## demo: leads through the service into a local HubSpot sandbox (DEMO_ARGS=--keep-running
+## leaves the API and its /docs up afterwards)
+demo: $(RUNTIME)
+	$(BIN)/leadsync demo $(DEMO_ARGS)
+
+## test: run the whole test suite (PostgreSQL cases need LEADSYNC_TEST_DATABASE_URL)
+test: $(DEV)
+	@# pytest exits 5 when it collected no test: say so, and keep failing.
+	@echo "$(BIN)/pytest $(PYTEST_ARGS)"
+	@$(BIN)/pytest $(PYTEST_ARGS) || { rc=$$?; \
+		if [ $$rc -eq 5 ]; then echo "make test: pytest collected no test (exit 5)" >&2; fi; \
+		exit $$rc; }
+
+## lint: ruff, formatting and mypy --strict, as CI runs them
+lint: $(DEV)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict src
+
+## install: create .venv with the runtime and development dependencies
+install: $(DEV)
+
+$(CREATED):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "leadsync needs Python 3.11 or newer; $(PYTHON) is $$($(PYTHON) -V 2>&1)" >&2; exit 1; }
+	@# Debian's python3 may lack ensurepip (python3-venv): then make the venv without pip
+	@# and let the system pip install pip into it.
+	@if $(BIN)/python -m pip --version >/dev/null 2>&1; then \
+		echo "reusing $(VENV)"; \
+	else \
+		echo "$(PYTHON) -m venv $(VENV)"; \
+		$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV) && $(PYTHON) -m venv --without-pip $(VENV) \
+			&& $(PYTHON) -m pip --python $(BIN)/python install pip; }; \
+	fi
+	@touch $@
+
+$(RUNTIME): requirements.lock pyproject.toml $(CREATED)
+	$(PIP) install --quiet -r requirements.lock
+	$(PIP) install --quiet --no-deps -e .
+	@touch $@
+
+$(DEV): requirements-dev.lock pyproject.toml $(CREATED)
+	$(PIP) install --quiet -r requirements-dev.lock
+	$(PIP) install --quiet --no-deps -e .
+	@touch $@
