@@ -8,6 +8,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
+CHAOS_ARGS ?=
 
 # Stamps inside the venv: deleting .venv forgets them, so a new venv is always installed.
 CREATED := $(VENV)/.stamp-created
@@ -15,7 +16,7 @@ RUNTIME := $(VENV)/.stamp-runtime
 DEV := $(VENV)/.stamp-dev
 
 .DEFAULT_GOAL := install
-.PHONY: demo test lint install
+.PHONY: demo test lint install bench chaos
 
 ## demo: leads through the service into a local HubSpot sandbox (DEMO_ARGS=--keep-running
 ## leaves the API and its /docs up afterwards)
@@ -35,6 +36,19 @@ lint: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict src
+
+## bench: every benchmark in bench/ (PostgreSQL on 127.0.0.1:5432, wrk from Debian);
+## each prints its ratios and rewrites its section of bench/RESULTS.md
+bench: $(DEV)
+	$(BIN)/python bench/sandbox_throughput.py
+	$(BIN)/python bench/drain.py
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/scale.py
+
+## chaos: the chaos test (20,000 leads, faults, workers killed); CHAOS_ARGS=--ci for 2 minutes
+chaos: $(DEV)
+	$(BIN)/python bench/chaos.py $(CHAOS_ARGS)
 
 ## install: create .venv with the runtime and development dependencies
 install: $(DEV)

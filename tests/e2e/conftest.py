@@ -1,0 +1,73 @@
+"""End-to-end fixtures: a HubSpot sandbox over real HTTP and `leadsync worker` processes.
+
+``sandbox_factory(**config)``
+    Starts ``leadsync.sandbox.run_sandbox`` (a real uvicorn server on a free loopback port,
+    in a thread of the test process) with a ``SandboxConfig`` built from the keywords, and
+    stops it after the test.  Tests read and steer it through its control API (/_sandbox/).
+``worker_factory(name, env)``
+    Starts a ``leadsync worker`` subprocess with exactly the given leadsync environment
+    (JSON logs to a file in ``tmp_path``); every process still alive after the test is
+    killed, and the logs of the test's workers are printed when the test failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from leadsync.sandbox import RunningSandbox, SandboxConfig, run_sandbox
+from tests.e2e.support import WorkerProcess, spawn_worker
+
+SandboxFactory = Callable[..., RunningSandbox]
+WorkerFactory = Callable[[str, Mapping[str, str]], WorkerProcess]
+
+
+@pytest.fixture
+def sandbox_factory() -> Iterator[SandboxFactory]:
+    """Return a starter of sandboxes; each one is stopped after the test."""
+    with contextlib.ExitStack() as stack:
+
+        def start(**config: Any) -> RunningSandbox:
+            return stack.enter_context(run_sandbox(config=SandboxConfig(**config)))
+
+        yield start
+
+
+@pytest.fixture
+def worker_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WorkerFactory]:
+    """Return a starter of `leadsync worker` processes; all are killed after the test."""
+    started: list[WorkerProcess] = []
+
+    def start(name: str, env: Mapping[str, str]) -> WorkerProcess:
+        worker = spawn_worker(name=name, env=env, log_dir=tmp_path)
+        started.append(worker)
+        return worker
+
+    yield start
+    # SIGTERM to all at once (a worker drains and releases its leases), then reap each.
+    for worker in started:
+        worker.signal(signal.SIGTERM)
+    for worker in started:
+        with contextlib.suppress(Exception):
+            worker.reap()
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        for worker in started:
+            lines = worker.log_text().splitlines()
+            # Problems first (they carry the cause), then the last few lines for context.
+            problems = [line for line in lines if '"level": "info"' not in line]
+            tail = "\n".join([*problems[-30:], "...", *lines[-5:]])
+            print(f"--- {worker.name} (exit {worker.process.returncode}) ---\n{tail}")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the test item, so fixtures can tell that a test failed."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
