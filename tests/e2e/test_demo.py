@@ -13,8 +13,12 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
-from leadsync import demo
-from leadsync.demo_data import DemoReport, LeadRow, audit, judge, make_leads, verdict
+from leadsync.demo import command, register
+from leadsync.demo.audit import DemoReport, LeadRow, audit, judge
+from leadsync.demo.config import DemoOptions
+from leadsync.demo.leads import make_leads
+from leadsync.demo.run import run_demo
+from leadsync.demo.view import verdict
 
 LEADS, SEED = 60, 5
 
@@ -27,7 +31,7 @@ def cli() -> typer.Typer:
     def main() -> None:
         """Test shim."""
 
-    demo.register(app)
+    register(app)
     return app
 
 
@@ -48,14 +52,13 @@ def restore_logging() -> Iterator[None]:
 @pytest.mark.usefixtures("restore_logging")
 def test_demo_syncs_every_lead_to_exactly_one_contact(monkeypatch: pytest.MonkeyPatch) -> None:
     reports: list[DemoReport] = []
-    run_demo = demo.run_demo
 
-    async def keep_report(options: demo.DemoOptions, *, console: Console) -> DemoReport:
+    async def keep_report(options: DemoOptions, *, console: Console) -> DemoReport:
         report = await run_demo(options, console=console)
         reports.append(report)
         return report
 
-    monkeypatch.setattr(demo, "run_demo", keep_report)
+    monkeypatch.setattr(command, "run_demo", keep_report)
     result = CliRunner().invoke(cli(), ["demo", "--leads", str(LEADS), "--seed", str(SEED)])
 
     assert result.exit_code == 0, result.output
@@ -99,12 +102,12 @@ def test_demo_help_documents_every_option() -> None:
 def test_demo_exits_1_and_says_why_when_a_lead_is_duplicated(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    async def broken(options: demo.DemoOptions, *, console: Console) -> DemoReport:
+    async def broken(options: DemoOptions, *, console: Console) -> DemoReport:
         report = DemoReport(seed=1, problems=["2 duplicate contact(s)"])
         console.print(verdict(report))
         return report
 
-    monkeypatch.setattr(demo, "run_demo", broken)
+    monkeypatch.setattr(command, "run_demo", broken)
     result = CliRunner().invoke(cli(), ["demo", "--leads", "20"])
 
     assert result.exit_code == 1
