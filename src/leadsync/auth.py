@@ -10,7 +10,7 @@ from fastapi import Depends, HTTPException, Request, status
 from leadsync.context import AppContext, get_context
 
 
-def require_internal_token(
+async def require_internal_token(
     request: Request, ctx: Annotated[AppContext, Depends(get_context)]
 ) -> None:
     """Let the request through only with `Authorization: Bearer $LEADSYNC_INTERNAL_TOKEN`."""

@@ -26,7 +26,7 @@ class AppContext:
     wake_worker: Callable[[], None] = field(default=_no_wake)
 
 
-def get_context(request: Request) -> AppContext:
-    """Return the app's context (a FastAPI dependency)."""
+async def get_context(request: Request) -> AppContext:
+    """Return the app's context (a FastAPI dependency; async so it skips the threadpool)."""
     ctx: AppContext = request.app.state.ctx
     return ctx

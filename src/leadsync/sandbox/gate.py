@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from leadsync.sandbox.config import CONTACTS_PATH as CONTACTS
@@ -116,7 +117,12 @@ class SandboxGate:
             error=config.fault_5xx, hang=config.fault_timeout, drop=config.fault_drop
         )
         if fault.kind is Fault.NONE:
-            await self.app(scope, receive, _with_headers(send, headers, endpoint, state))
+            try:
+                await self.app(scope, receive, _with_headers(send, headers, endpoint, state))
+            except ClientDisconnect:
+                # The client gave up (its timeout) before its body was read: nothing was
+                # applied and there is nobody to answer, as with HubSpot.
+                stats.record(endpoint, "client_gone")
             return
         stats.faults[fault.kind.value] += 1
         if fault.kind is Fault.ERROR:

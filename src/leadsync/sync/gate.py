@@ -25,8 +25,10 @@ from leadsync.db import transaction, utcnow
 from leadsync.hubspot.models import RateLimitInfo
 from leadsync.sync.models import GATE_NAME, HubSpotGate
 
-# A hair of slack under the limit absorbs network jitter that bunches requests together.
+# Slack under the limit: 3% of the window plus a fixed 0.25 s absorb the delays (a claim,
+# a busy event loop) that can bunch requests which left their slots late then on time.
 SPACING_MARGIN = 1.03
+JITTER_SECONDS = 0.25
 # Below this share of HubSpot's reported remaining budget, leave an extra slot free:
 # something else (another integration on the same app) is spending it too.
 LOW_REMAINING_SHARE = 0.1
@@ -121,7 +123,7 @@ class Gate:
         count = self._limit.count
         if reported_max:  # HubSpot knows the account's real tier better than our setting
             count = min(count, reported_max)
-        return self._limit.window_seconds / count * SPACING_MARGIN
+        return (self._limit.window_seconds * SPACING_MARGIN + JITTER_SECONDS) / count
 
     async def reserve(self) -> dt.datetime:
         """Reserve the next request slot and return when it starts; raise Paused or ProbeDue."""

@@ -15,6 +15,7 @@ from leadsync.hubspot.models import RateLimitInfo
 from leadsync.sync.gate import (
     AUTH_PROBE_FIRST_SECONDS,
     AUTH_PROBE_MAX_SECONDS,
+    JITTER_SECONDS,
     SPACING_MARGIN,
     Gate,
     Paused,
@@ -26,7 +27,7 @@ from tests.integration.sync.conftest import FakeClock
 
 MADRID = ZoneInfo("Europe/Madrid")
 LIMIT = RateLimit(count=100, window_seconds=10.0)
-SPACING = 10.0 / 100 * SPACING_MARGIN
+SPACING = (10.0 * SPACING_MARGIN + JITTER_SECONDS) / 100
 
 
 def utc(*args: int) -> dt.datetime:
@@ -90,7 +91,7 @@ async def test_headers_correct_the_budget(gate: Gate, clock: FakeClock) -> None:
     # HubSpot reports a lower max than configured: the spacing tightens to it.
     clock.advance(60)
     await gate.observe(RateLimitInfo(max=50, remaining=48, interval_milliseconds=10_000))
-    tighter = round(10.0 / 50 * SPACING_MARGIN, 5)
+    tighter = round((10.0 * SPACING_MARGIN + JITTER_SECONDS) / 50, 5)
     assert (await gaps(gate, 3)) == [tighter, tighter]
     assert (await gate.state()).reported_max == 50
 

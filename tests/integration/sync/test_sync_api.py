@@ -7,7 +7,7 @@ from typing import Any
 
 from leadsync.config import RateLimit
 from leadsync.db import utcnow
-from leadsync.sync.gate import SPACING_MARGIN, Gate
+from leadsync.sync.gate import JITTER_SECONDS, SPACING_MARGIN, Gate
 from tests.helpers import INTERNAL_HEADERS
 from tests.integration.sync.conftest import fetch_all, insert_leads, lead_row
 
@@ -144,7 +144,9 @@ async def test_sync_status_route(app_client, sessions, settings_factory) -> None
         "daily_remaining",
     }
     assert budget["limit"] == "90/10s"
-    assert budget["seconds_between_requests"] == round(10 / 90 * SPACING_MARGIN, 4)
+    assert budget["seconds_between_requests"] == round(
+        (10 * SPACING_MARGIN + JITTER_SECONDS) / 90, 4
+    )
     assert dt.datetime.fromisoformat(budget["next_slot_at"]).tzinfo is not None
 
     settings = settings_factory()

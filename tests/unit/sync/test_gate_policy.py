@@ -12,6 +12,7 @@ from leadsync.config import RateLimit
 from leadsync.sync.gate import (
     AUTH_PROBE_FIRST_SECONDS,
     AUTH_PROBE_MAX_SECONDS,
+    JITTER_SECONDS,
     SPACING_MARGIN,
     Gate,
     auth_probe_delay,
@@ -19,7 +20,7 @@ from leadsync.sync.gate import (
 )
 
 MADRID = ZoneInfo("Europe/Madrid")
-SPACING = 10.0 / 100 * SPACING_MARGIN
+SPACING = (10.0 * SPACING_MARGIN + JITTER_SECONDS) / 100
 
 
 def utc(*args: int) -> dt.datetime:
@@ -66,6 +67,6 @@ def test_auth_probe_delays_grow_and_cap() -> None:
 
 def test_spacing_from_config_and_reported_max(gate: Gate) -> None:
     assert gate.spacing() == pytest.approx(SPACING)
-    assert gate.spacing(50) == pytest.approx(10.0 / 50 * SPACING_MARGIN)
+    assert gate.spacing(50) == pytest.approx((10.0 * SPACING_MARGIN + JITTER_SECONDS) / 50)
     assert gate.spacing(250) == pytest.approx(SPACING)  # never looser than configured
     assert gate.spacing(0) == pytest.approx(SPACING)
