@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from collections.abc import Coroutine
+from typing import Annotated, Any
 
 import typer
 
@@ -113,7 +114,17 @@ def worker(
     SIGTERM or Ctrl-C drains: in-flight batches finish or release their leases before exit.
     """
     settings = settings_or_exit()
-    asyncio.run(_run_worker(settings, metrics_port=metrics_port, metrics_host=metrics_host))
+    run_fast(_run_worker(settings, metrics_port=metrics_port, metrics_host=metrics_host))
+
+
+def run_fast(main: Coroutine[Any, Any, None]) -> None:
+    """Run a long-lived coroutine on uvloop when it is installed (as uvicorn does)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvicorn[standard] brings it
+        asyncio.run(main)
+        return
+    uvloop.run(main)
 
 
 async def _run_worker(settings: Settings, *, metrics_port: int | None, metrics_host: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 from collections.abc import Sequence
 
@@ -112,13 +113,13 @@ def observe_sync_results(
     """Count each lead's outcome and the creation-to-sync latency of the synced ones."""
     created = {lead.id: lead.created_at for lead in leads}
     now = utcnow()
+    outcomes = collections.Counter(result.kind for result in results)
+    outcomes.pop(ResultKind.RELEASED, None)
+    for kind, count in outcomes.items():  # one increment per outcome, not per lead
+        SYNC_ATTEMPTS.labels(outcome=kind.value).inc(count)
+    RETRIES.inc(outcomes.get(ResultKind.RETRY, 0))
     for result in results:
-        if result.kind is ResultKind.RELEASED:
-            continue
-        SYNC_ATTEMPTS.labels(outcome=result.kind.value).inc()
-        if result.kind is ResultKind.RETRY:
-            RETRIES.inc()
-        elif result.kind is ResultKind.SYNCED and result.lead_id in created:
+        if result.kind is ResultKind.SYNCED and result.lead_id in created:
             SYNC_LATENCY.observe(max(0.0, (now - created[result.lead_id]).total_seconds()))
 
 

@@ -173,11 +173,60 @@ _COMPLETE = (
 )
 
 
+# PostgreSQL: one statement for the whole batch, the outcomes passed as parallel arrays.
+# Far cheaper than an executemany of 100 updates, in the worker and in the server alike.
+_COMPLETE_UNNEST = text(
+    """
+    UPDATE leads AS l SET
+      hubspot_sync_status = v.status,
+      hubspot_sync_attempts = v.attempts,
+      last_hubspot_attempt_at = COALESCE(v.attempted_at, l.last_hubspot_attempt_at),
+      hubspot_last_http_status = COALESCE(v.http_status, l.hubspot_last_http_status),
+      hubspot_id = COALESCE(v.hubspot_id, l.hubspot_id),
+      hubspot_synced_at = COALESCE(v.synced_at, l.hubspot_synced_at),
+      hubspot_error = CASE WHEN v.set_error THEN v.error ELSE l.hubspot_error END,
+      hubspot_next_attempt_at = v.next_at,
+      hubspot_lease_token = NULL,
+      hubspot_lease_expires_at = NULL,
+      updated_at = :now
+    FROM unnest(
+      CAST(:ids AS bigint[]), CAST(:tokens AS varchar[]), CAST(:statuses AS varchar[]),
+      CAST(:attempts AS integer[]), CAST(:attempted AS timestamptz[]),
+      CAST(:http AS integer[]), CAST(:hubspot_ids AS varchar[]),
+      CAST(:synced AS timestamptz[]), CAST(:set_error AS boolean[]), CAST(:errors AS text[]),
+      CAST(:next_at AS timestamptz[])
+    ) AS v(id, token, status, attempts, attempted_at, http_status, hubspot_id, synced_at,
+           set_error, error, next_at)
+    WHERE l.id = v.id AND l.hubspot_lease_token = v.token
+    """
+)
+
+
 async def complete(
     session: AsyncSession, *, completions: Sequence[Completion], now: dt.datetime
 ) -> None:
-    """Write outcomes in one executemany; a row whose lease moved on is left alone (fencing)."""
+    """Write outcomes in one round trip; a row whose lease moved on is left alone (fencing)."""
     if not completions:
+        return
+    conn = await session.connection()
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            _COMPLETE_UNNEST,
+            {
+                "ids": [c.lead_id for c in completions],
+                "tokens": [c.lease_token for c in completions],
+                "statuses": [c.status.value for c in completions],
+                "attempts": [c.attempts for c in completions],
+                "attempted": [c.attempted_at for c in completions],
+                "http": [c.http_status for c in completions],
+                "hubspot_ids": [c.hubspot_id for c in completions],
+                "synced": [c.synced_at for c in completions],
+                "set_error": [not c.keep_error for c in completions],
+                "errors": [c.error for c in completions],
+                "next_at": [c.next_attempt_at for c in completions],
+                "now": now,
+            },
+        )
         return
     params = [
         {
@@ -196,7 +245,6 @@ async def complete(
         }
         for c in completions
     ]
-    conn = await session.connection()
     await conn.execute(_COMPLETE, params)
 
 
