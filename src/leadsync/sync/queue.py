@@ -28,6 +28,7 @@ from leadsync.leads.models import Lead, SyncStatus
 # Workers LISTEN on this channel; PostgreSQL delivers a NOTIFY only when its transaction
 # commits, which makes it the after-commit hand-off across processes for free.
 NOTIFY_CHANNEL = "leadsync_leads"
+_NOTIFY = text(f"NOTIFY {NOTIFY_CHANNEL}")
 
 # Written as literal SQL, identical to the partial index's predicate, so that PostgreSQL can
 # prove the index applies even for generic plans of prepared statements.
@@ -72,7 +73,7 @@ class Completion:
 async def announce_new_leads(session: AsyncSession) -> None:
     """Queue a wake-up for workers in other processes, delivered when this transaction commits."""
     if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+        await session.execute(_NOTIFY)
 
 
 def _due(now: dt.datetime) -> Select[int]:
