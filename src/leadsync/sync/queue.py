@@ -199,19 +199,23 @@ _COMPLETE_UNNEST = text(
     ) AS v(id, token, status, attempts, attempted_at, http_status, hubspot_id, synced_at,
            set_error, error, next_at)
     WHERE l.id = v.id AND l.hubspot_lease_token = v.token
+    RETURNING l.id
     """
 )
 
 
 async def complete(
     session: AsyncSession, *, completions: Sequence[Completion], now: dt.datetime
-) -> None:
-    """Write outcomes in one round trip; a row whose lease moved on is left alone (fencing)."""
+) -> set[int] | None:
+    """Write outcomes in one round trip; a row whose lease moved on is left alone (fencing).
+
+    Returns the ids really written on PostgreSQL (None on SQLite, where it is not known).
+    """
     if not completions:
-        return
+        return set()
     conn = await session.connection()
     if conn.dialect.name == "postgresql":
-        await conn.execute(
+        written = await conn.execute(
             _COMPLETE_UNNEST,
             {
                 "ids": [c.lead_id for c in completions],
@@ -228,7 +232,7 @@ async def complete(
                 "now": now,
             },
         )
-        return
+        return {int(row[0]) for row in written}
     params = [
         {
             "b_id": c.lead_id,
@@ -247,6 +251,7 @@ async def complete(
         for c in completions
     ]
     await conn.execute(_COMPLETE, params)
+    return None
 
 
 async def release_expired_leases(session: AsyncSession, *, now: dt.datetime) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -102,6 +103,12 @@ class _Turns:
         await self.budget.acquire()
 
 
+def _names(text: str, email: str) -> bool:
+    """Return whether an error text names this email as a whole token."""
+    pattern = rf"(?<![\w.+@-]){re.escape(email)}(?![\w.@-])"
+    return re.search(pattern, text, flags=re.IGNORECASE) is not None
+
+
 def group_by_email(leads: Sequence[LeadSnapshot]) -> list[_Group]:
     """Group leads by (already lowercased) email, keeping id order inside each group."""
     groups: dict[str, list[LeadSnapshot]] = {}
@@ -158,11 +165,7 @@ class SyncService:
         except (PermanentError, ConflictError) as exc:
             await self._budget.observe(exc.rate_limit)
             if len(groups) > 1:
-                # One bad input fails the whole batch: halve until it stands alone, so the
-                # others still sync and k bad leads cost about k*log2(n) calls.
-                middle = len(groups) // 2
-                left = await self._upsert(groups[:middle], turns)
-                return left + await self._upsert(groups[middle:], turns)
+                return await self._isolate(groups, turns, str(exc))
             return groups[0].results(ResultKind.FAILED, http_status=exc.http_status, error=str(exc))
         except HubSpotError as exc:
             # One response, one pause: not one shared-gate write per email of the batch.
@@ -191,6 +194,22 @@ class SyncService:
                     error="HubSpot returned no result for this input",
                 )
         return results
+
+    async def _isolate(self, groups: list[_Group], turns: _Turns, error: str) -> list[LeadResult]:
+        """Find the bad inputs of a batch HubSpot rejected whole; sync the others."""
+        # HubSpot's message usually names the invalid emails: send the rest at once and each
+        # suspect alone (a suspect that was fine then simply syncs), which costs 1 + s calls.
+        suspects = [g for g in groups if _names(error, g.email)]
+        if 0 < len(suspects) < len(groups):
+            rest = [g for g in groups if g not in suspects]
+            results = await self._upsert(rest, turns)
+            for suspect in suspects:
+                results += await self._upsert([suspect], turns)
+            return results
+        # Otherwise halve until each bad input stands alone: about k*log2(n) calls.
+        middle = len(groups) // 2
+        left = await self._upsert(groups[:middle], turns)
+        return left + await self._upsert(groups[middle:], turns)
 
     async def _single(self, group: _Group, turns: _Turns) -> list[LeadResult]:
         properties = group.properties(self._extra)

@@ -230,7 +230,17 @@ class Worker:
             for result in results
         ]
         async with transaction(self._sessions) as session:
-            await queue.complete(session, completions=completions, now=now)
+            written = await queue.complete(session, completions=completions, now=now)
+        if written is not None and len(written) < len(completions):
+            # Fenced out: the lease expired and another worker owns these leads now; its
+            # outcome counts, not ours (the write was idempotent at HubSpot either way).
+            fenced = [c.lead_id for c in completions if c.lead_id not in written]
+            log.info("sync.batch.fenced", lead_ids=fenced)
+            pairs = [
+                (r, c) for r, c in zip(results, completions, strict=True) if c.lead_id in written
+            ]
+            results = [r for r, _ in pairs]
+            completions = [c for _, c in pairs]
         # A transient failure that used up the last attempt is a failure, in logs and metrics.
         results = [
             replace(result, kind=ResultKind.FAILED)

@@ -292,6 +292,32 @@ async def test_whole_batch_400_is_split_until_bad_leads_stand_alone(
     assert budget.acquired == route.call_count  # every call waits for the shared budget
 
 
+async def test_emails_named_by_a_whole_batch_400_are_tried_alone_the_rest_at_once(
+    router, make_service, budget
+) -> None:
+    # HubSpot names the invalid emails; a named email that is valid after all still syncs.
+    named = ["user3@x", "user9@x.com"]
+    invalid = {"user3@x"}
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        ids = [i["id"] for i in json.loads(request.content)["inputs"]]
+        if any(e in invalid for e in ids):
+            listed = ", ".join(f"Email address {e} is invalid" for e in named)
+            return httpx.Response(400, json=error_json(listed, "VALIDATION_ERROR"))
+        return upsert_ok(request)
+
+    route = router.post(UPSERT).mock(side_effect=reply)
+    leads = [lead(i, "user3@x" if i == 3 else f"user{i}@x.com") for i in range(1, 17)]
+
+    results = by_id(await make_service().sync(leads))
+
+    assert results[3].kind is ResultKind.FAILED
+    assert all(results[i].kind is ResultKind.SYNCED for i in range(1, 17) if i != 3)
+    # The whole batch, the 14 unnamed at once, then each named email alone.
+    assert route.call_count == 4
+    assert budget.acquired == 4
+
+
 @pytest.mark.parametrize(
     ("policy", "daily"), [("TEN_SECONDLY_ROLLING", False), ("SECONDLY", False), ("DAILY", True)]
 )
