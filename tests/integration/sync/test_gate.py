@@ -95,9 +95,13 @@ async def test_headers_correct_the_budget(gate: Gate, clock: FakeClock) -> None:
     assert (await gaps(gate, 3)) == [tighter, tighter]
     assert (await gate.state()).reported_max == 50
 
-    # Little remaining: the next slot moves back by one extra spacing.
+    # What our own pacing leaves free (about 5%) is no reason to slow down...
     clock.advance(60)
-    await gate.observe(RateLimitInfo(max=50, remaining=2))
+    await gate.observe(RateLimitInfo(max=50, remaining=3))
+    assert seconds(clock.now, await gate.reserve()) == pytest.approx(0, abs=1e-5)
+    # ...but a spent window is: the next slot moves back by one extra spacing.
+    clock.advance(60)
+    await gate.observe(RateLimitInfo(max=50, remaining=0))
     assert seconds(clock.now, await gate.reserve()) == pytest.approx(tighter, abs=1e-5)
 
 
