@@ -2,11 +2,12 @@
 
 FastAPI + pydantic + SQLAlchemy async + the same engine settings as leadsync, one transaction
 per request, but no email validation, no idempotency, no NOTIFY, no queue columns, no index.
-Run with `python bench/baseline_app.py DATABASE_URL PORT`.
+Run with `python bench/baseline_app.py DATABASE_URL PORT [PROCESSES]`.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -58,5 +59,20 @@ def build(url: str) -> FastAPI:
     return app
 
 
+def app_from_env() -> FastAPI:
+    """Build the app from BASELINE_DATABASE_URL (the factory of each process)."""
+    return build(os.environ["BASELINE_DATABASE_URL"])
+
+
 if __name__ == "__main__":
-    uvicorn.run(build(sys.argv[1]), host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
+    # python bench/baseline_app.py DATABASE_URL PORT [PROCESSES]
+    os.environ["BASELINE_DATABASE_URL"] = sys.argv[1]
+    uvicorn.run(
+        "baseline_app:app_from_env",
+        factory=True,
+        app_dir=os.path.dirname(os.path.abspath(__file__)),
+        workers=int(sys.argv[3]) if len(sys.argv) > 3 else 1,
+        host="127.0.0.1",
+        port=int(sys.argv[2]),
+        log_level="warning",
+    )

@@ -110,8 +110,9 @@ def run_wrk(url: str, path: str, *, connections: int, seconds: int) -> Level:
     ).stdout
     Path(script.name).unlink()
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    # Anchored: "71.50%" ends a stdev column elsewhere in wrk's report.
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = int(bad.group(1)) if bad else 0
     socket_errors = re.search(r"Socket errors:.*", out)
@@ -131,7 +132,9 @@ def database(kind: str) -> Iterator[str]:
             yield f"sqlite:///{tmp}/ingest.db"
 
 
-def bench_database(kind: str, *, levels: list[int], seconds: int) -> list[tuple[object, ...]]:
+def bench_database(
+    kind: str, *, levels: list[int], seconds: int, procs: int = 1
+) -> list[tuple[object, ...]]:
     """Measure leadsync and the baseline on one database at every concurrency level."""
     rows: list[tuple[object, ...]] = []
     with database(kind) as url:
@@ -139,8 +142,8 @@ def bench_database(kind: str, *, levels: list[int], seconds: int) -> list[tuple[
         api_port, base_port = free_port(), free_port()
         env = service_env(url)
         commands = [
-            [LEADSYNC, "serve", "--no-worker", "--port", str(api_port)],
-            [sys.executable, str(HERE / "baseline_app.py"), url, str(base_port)],
+            [LEADSYNC, "serve", "--no-worker", "--processes", str(procs), "--port", str(api_port)],
+            [sys.executable, str(HERE / "baseline_app.py"), url, str(base_port), str(procs)],
         ]
         with processes(commands, env=env):
             wait_http(f"http://127.0.0.1:{api_port}/healthz")
@@ -160,13 +163,14 @@ def bench_database(kind: str, *, levels: list[int], seconds: int) -> list[tuple[
                 )
                 ratio = ours.rate / base.rate if base.rate else 0.0
                 log(
-                    f"  {kind} c={connections}: leadsync {ours.rate:,.0f}/s "
+                    f"  {kind} x{procs} c={connections}: leadsync {ours.rate:,.0f}/s "
                     f"p50 {ours.p50_ms:.1f} ms p99 {ours.p99_ms:.1f} ms | baseline "
                     f"{base.rate:,.0f}/s p99 {base.p99_ms:.1f} ms | ratio {ratio:.2f}"
                 )
                 rows.append(
                     (
                         kind,
+                        procs,
                         connections,
                         f"{ours.rate:,.0f}",
                         f"{ours.p50_ms:.1f}",
@@ -185,23 +189,31 @@ def main() -> None:
     parser.add_argument("--db", choices=["postgres", "sqlite"], action="append")
     parser.add_argument("--concurrency", type=int, action="append", help="Repeatable.")
     parser.add_argument("--seconds", type=int, default=8, help="Duration of each level.")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        action="append",
+        help="API processes on PostgreSQL (repeatable; default 1 and 2; SQLite runs 1).",
+    )
     parser.add_argument("--no-write", action="store_true", help="Do not update RESULTS.md.")
     args = parser.parse_args()
     levels = args.concurrency or [1, 8, 32, 64]
     rows: list[tuple[object, ...]] = []
     for kind in args.db or ["postgres", "sqlite"]:
-        log(f"ingest on {kind}: concurrency {levels}, {args.seconds} s each")
-        rows += bench_database(kind, levels=levels, seconds=args.seconds)
+        for procs in (args.processes or [1, 2]) if kind == "postgres" else [1]:
+            log(f"ingest on {kind}, {procs} process(es): {levels} connections, {args.seconds} s")
+            rows += bench_database(kind, levels=levels, seconds=args.seconds, procs=procs)
     text = "\n".join(
         [
-            "`POST /leads` on `leadsync serve --no-worker` (one process) driven by wrk, beside "
-            "a baseline endpoint of the same stack inserting a bare row. "
+            "`POST /leads` on `leadsync serve --no-worker --processes N` driven by wrk, beside "
+            "a baseline endpoint of the same stack (same process count) inserting a bare row. "
             f"Goal: >= {GOAL_RATE:,.0f} leads/s with p99 <= {GOAL_P99_MS:.0f} ms on "
             f"PostgreSQL, and >= {GOAL_RATIO} of the baseline's throughput.",
             "",
             table(
                 [
                     "db",
+                    "processes",
                     "connections",
                     "leads/s",
                     "p50 ms",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -201,3 +202,21 @@ def create_app(
         return JSONResponse({"status": "ready"})
 
     return app
+
+
+# Set by `leadsync serve`: whether each API process also runs a sync worker.
+SERVE_WORKER_ENV = "LEADSYNC_SERVE_WORKER"
+
+
+def app_from_environment() -> FastAPI:
+    """Build the app from the environment (the factory each `serve` process runs)."""
+    from leadsync.config import load_settings
+    from leadsync.logging import configure_logging
+    from leadsync.sync.worker import start_in_app
+
+    settings = load_settings()
+    configure_logging(
+        log_format=settings.log_format, level=settings.log_level, secrets=settings.secrets
+    )
+    run_worker = os.environ.get(SERVE_WORKER_ENV, "1") != "0"
+    return create_app(settings, background=start_in_app if run_worker else None)

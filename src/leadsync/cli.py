@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Coroutine
 from typing import Annotated, Any
 
@@ -65,21 +66,39 @@ def serve(
             help="Run the HubSpot sync worker inside the API process (default) or not.",
         ),
     ] = True,
+    processes: Annotated[
+        int,
+        typer.Option(
+            "--processes",
+            min=1,
+            max=64,
+            help="API processes sharing the port (each with its own sync worker unless "
+            "--no-worker); more than one needs PostgreSQL to be worth it.",
+        ),
+    ] = 1,
 ) -> None:
     """Run the lead API (and, by default, the sync worker); applies pending migrations first."""
     import uvicorn
 
-    from leadsync.app import create_app
+    from leadsync.app import SERVE_WORKER_ENV, app_from_environment
 
-    settings = settings_or_exit()
-    background = None
-    if worker:
-        from leadsync.sync.worker import start_in_app
-
-        background = start_in_app
-    api = create_app(settings, background=background)
+    settings_or_exit()  # validate once, with one clear line, before any process starts
+    os.environ[SERVE_WORKER_ENV] = "1" if worker else "0"
     typer.echo(f"leadsync {__version__}: API docs at http://{host}:{port}/docs")
-    uvicorn.run(api, host=host, port=port, log_config=None, access_log=False)
+    if processes == 1:
+        uvicorn.run(app_from_environment(), host=host, port=port, log_config=None, access_log=False)
+        return
+    # Several processes: uvicorn imports the factory in each; settings come from the same
+    # environment, migrations are serialised by the database (advisory lock / BEGIN IMMEDIATE).
+    uvicorn.run(
+        "leadsync.app:app_from_environment",
+        factory=True,
+        workers=processes,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+    )
 
 
 @app.command()
