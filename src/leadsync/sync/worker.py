@@ -78,6 +78,7 @@ class Worker:
         self._inflight: set[asyncio.Task[None]] = set()
         self._next_reconcile = 0.0
         self._backlog = False
+        self._abandoned = False
 
     def wake(self) -> None:
         """Ask the loop to look for due leads now (called after a lead commits)."""
@@ -102,6 +103,19 @@ class Worker:
         """Stop claiming; in-flight batches finish or release their leases."""
         self._stopping.set()
         self._woken.set()
+
+    async def abandon(self) -> None:
+        """Stop at once, as a killed process would: leases stay taken, no outcome is recorded.
+
+        For tests and fault drills; production code stops with `stop()`, which drains.
+        """
+        self._abandoned = True
+        self._stopping.set()
+        self._woken.set()
+        tasks = list(self._inflight)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _step(self) -> None:
         if time.monotonic() >= self._next_reconcile:
@@ -201,7 +215,8 @@ class Worker:
         try:
             results = await self._service.sync(leads, prepaid=prepaid)
         except asyncio.CancelledError:
-            await asyncio.shield(self._release(leads))
+            if not self._abandoned:
+                await asyncio.shield(self._release(leads))
             raise
         except Exception as exc:  # a bug must not strand leads: they retry with backoff
             log.exception("sync.batch.crashed", lead_ids=[lead.id for lead in leads])
@@ -281,7 +296,7 @@ class Worker:
         await self._record(leads, results, 0.0)
 
     async def _drain(self) -> None:
-        if not self._inflight:
+        if not self._inflight or self._abandoned:
             return
         grace = self._settings.lease_seconds / 2
         log.info("sync.worker.draining", batches=len(self._inflight), grace_seconds=grace)
