@@ -34,9 +34,7 @@ def later(clock: FakeClock, seconds: float) -> dt.datetime:
 
 async def claim(sessions, clock: FakeClock, *, limit: int = 100, lease: float = LEASE):
     async with transaction(sessions) as session:
-        return (
-            await queue.claim(session, limit=limit, lease_seconds=lease, now=clock.now)
-        ).leads
+        return (await queue.claim(session, limit=limit, lease_seconds=lease, now=clock.now)).leads
 
 
 async def complete(sessions, clock: FakeClock, *completions: Completion) -> set[int] | None:
@@ -510,7 +508,16 @@ async def test_requeue_failed_filters(sessions, clock: FakeClock) -> None:
     assert await states() == ["PENDING", "PENDING", "PENDING", "PENDING", "FAILED", "PENDING"]
 
 
-TRANSIENT = {None: True, 500: True, 502: True, 503: True, 408: True, 409: True, 423: True, 429: True}
+TRANSIENT = {
+    None: True,
+    500: True,
+    502: True,
+    503: True,
+    408: True,
+    409: True,
+    423: True,
+    429: True,
+}
 PERMANENT = {400: False, 401: False, 403: False, 404: False, 422: False}
 
 
