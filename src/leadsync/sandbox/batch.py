@@ -118,7 +118,7 @@ def batch_router(*, state: SandboxState) -> APIRouter:
         for item in inputs:
             if item.errors:
                 continue
-            if item.by_email and (rule := injected.take(item.key)) is not None:
+            if injected and item.by_email and (rule := injected.take(item.key)) is not None:
                 # An injected per-input error (POST /_sandbox/input-errors): not applied.
                 errors.append(rule.batch_error(trace_id=item.trace_id))
                 continue

@@ -107,6 +107,10 @@ class InputErrorBook:
         with self._lock:
             return sum(p.left for queue in self._pending.values() for p in queue)
 
+    def __bool__(self) -> bool:
+        """Whether any error is pending (cheap: no lock)."""
+        return bool(self._pending)
+
     def push(self, rule: InputError) -> None:
         """Fail the next `rule.times` writes of `rule.email`, after those already pending."""
         with self._lock:
