@@ -13,9 +13,11 @@ sandbox over real HTTP on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import update
 
@@ -25,6 +27,7 @@ from leadsync.hubspot.client import HubSpotClient
 from leadsync.leads.models import Lead
 from leadsync.sandbox.inject import InjectedResponse
 from leadsync.sandbox.server import RunningSandbox
+from leadsync.sync import gate as gate_module
 from leadsync.sync import queue
 from leadsync.sync.gate import PauseReason
 from leadsync.sync.service import LeadResult, ResultKind
@@ -265,3 +268,171 @@ async def test_a_fenced_out_batch_is_not_reported_as_synced(
     assert seen == []  # nothing counted: the write was fenced out
     row = await fetch(sessions, lead_id)
     assert (row.hubspot_sync_status, row.hubspot_lease_token) == ("IN_PROGRESS", "other-worker")
+
+
+# --- over the sandbox's control API (POST /_sandbox/inject, /input-errors, /requests) -------
+
+
+async def control(sandbox: RunningSandbox, method: str, path: str, body: Any = None) -> Any:
+    async with httpx.AsyncClient(base_url=sandbox.url, timeout=10) as http:
+        response = await http.request(method, f"/_sandbox/{path}", json=body)
+    assert response.status_code < 300, response.text
+    return response.json()
+
+
+async def crm_requests(sandbox: RunningSandbox, endpoint: str) -> list[dict[str, Any]]:
+    log = (await control(sandbox, "GET", "requests"))["requests"]
+    return [entry for entry in log if entry["endpoint"] == endpoint]
+
+
+@MODES
+async def test_a_newer_lead_waits_while_its_email_is_being_written(
+    mode: str, sandbox: RunningSandbox, sandbox_settings: Callable[..., Settings], sessions: Any
+) -> None:
+    # Lead 1's write hangs in HubSpot for a while; lead 2 of the same email arrives meanwhile.
+    # Before: lead 2 was claimed and sent at once, two writes of one email in flight.
+    settings = sandbox_settings(hubspot_write_mode=mode)
+    writes = ["batch_upsert"] if mode == "batch" else ["create", "update"]
+    await control(
+        sandbox, "POST", "inject", {"action": "delay", "delay_ms": 1200, "endpoints": writes}
+    )
+    async with HubSpotClient.from_settings(settings) as client:
+        worker = Worker(settings=settings, sessions=sessions, client=client)
+        async with running_worker(worker, settings):
+            first = await new_lead(sessions, email="eva@example.com", firstname="Eva", phone="1")
+            await wait_for(lambda: sandbox.state.stats.injected, timeout=10)  # in flight now
+            second = await new_lead(sessions, email="EVA@example.com", firstname="Eve")
+            await wait_for(status_of(sessions, first), timeout=10)
+            await wait_for(status_of(sessions, second), timeout=10)
+    stats = await control(sandbox, "GET", "stats")
+    assert stats["write_overlaps"] == 0, stats["overlapping_emails"]
+    contact = contact_of(sandbox, "eva@example.com")
+    assert (contact["firstname"], contact["phone"]) == ("Eve", "1")
+
+
+# --- 4. a pause means no request -----------------------------------------------------------
+
+
+async def test_slots_booked_before_a_429_are_not_used_during_the_pause(
+    sandbox: RunningSandbox, sandbox_settings: Callable[..., Settings], sessions: Any
+) -> None:
+    sandbox.state.update_config({"rate_limit": None})
+    # A backlog of small batches, 4 in flight, slots ~0.1 s apart: slots are booked ahead.
+    settings = sandbox_settings(
+        hubspot_rate_limit="20/2s", batch_size=5, max_inflight_batches=4, pause_cap_seconds=60
+    )
+    ids = [await new_lead(sessions, email=f"backlog{i}@example.com") for i in range(150)]
+    pause = 1.5
+    async with HubSpotClient.from_settings(settings) as client:
+        worker = Worker(settings=settings, sessions=sessions, client=client)
+        async with running_worker(worker, settings):
+            await wait_for(
+                lambda: sum(sandbox.state.stats.requests["batch_upsert"].values()) >= 3,
+                timeout=10,
+            )
+            await control(
+                sandbox,
+                "POST",
+                "inject",
+                {"status": 429, "endpoints": ["batch_upsert"], **rate_limited(str(pause))},
+            )
+            for lead_id in ids:
+                await wait_for(status_of(sessions, lead_id), timeout=30)
+    upserts = await crm_requests(sandbox, "batch_upsert")
+    (limited,) = [entry for entry in upserts if entry["status"] == 429]
+    assert limited["retry_after"] == pause
+    start, end = limited["done_at"] + 0.15, limited["done_at"] + pause - 0.15
+    during = [entry["at"] - limited["done_at"] for entry in upserts if start < entry["at"] < end]
+    assert during == [], f"requests sent {during} s into a {pause} s pause"
+
+
+# --- 5. auth pauses back off until a write works -------------------------------------------
+
+
+async def test_a_token_that_can_read_but_not_write_backs_off(
+    monkeypatch: pytest.MonkeyPatch,
+    sandbox: RunningSandbox,
+    sandbox_settings: Callable[..., Settings],
+    sessions: Any,
+) -> None:
+    # The runbook's "app lost the write scope", on a short clock: every probe (a GET) passes,
+    # every write gets 403 MISSING_SCOPES. Before: the pause lifted and came back every cycle.
+    monkeypatch.setattr(gate_module, "AUTH_PROBE_FIRST_SECONDS", 0.1)
+    monkeypatch.setattr(gate_module, "AUTH_PROBE_MAX_SECONDS", 0.8)
+    scopes = {"status": "error", "message": "missing scopes", "category": "MISSING_SCOPES"}
+    await control(
+        sandbox,
+        "POST",
+        "inject",
+        {"status": 403, "json": scopes, "endpoints": ["batch_upsert"], "times": 1000},
+    )
+    settings = sandbox_settings()
+    lead_id = await new_lead(sessions)
+    async with HubSpotClient.from_settings(settings) as client:
+        worker = Worker(settings=settings, sessions=sessions, client=client)
+        async with running_worker(worker, settings):
+            await wait_for(
+                lambda: sandbox.state.stats.requests["batch_upsert"]["403"] >= 5, timeout=15
+            )
+            await control(sandbox, "DELETE", "inject")  # the scope is given back
+            lead = await wait_for(status_of(sessions, lead_id), timeout=10)
+            state = await worker.gate.state()
+    refused = [e["at"] for e in await crm_requests(sandbox, "batch_upsert") if e["status"] == 403]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(refused)]
+    # 0.1 s, then 0.4, then the 0.8 s maximum: growing, not a 0.1 s flap.
+    assert gaps[2] >= 0.7, gaps
+    assert gaps == sorted(gaps[:3]) + gaps[3:], gaps
+    assert lead.hubspot_sync_attempts == 1  # the refused writes used no attempt
+    assert state.auth_failures == 0  # the write that worked ended the trial
+
+
+# --- 6. per-input errors follow HubSpot's status and category ------------------------------
+
+
+async def test_a_207_retries_temporary_input_errors_and_fails_permanent_ones(
+    sandbox: RunningSandbox, sandbox_settings: Callable[..., Settings], sessions: Any
+) -> None:
+    temporary = {"email": "busy@example.com", "status": "503", "category": "INTERNAL_ERROR"}
+    permanent = {
+        "email": "refused@example.com",
+        "status": "400",
+        "category": "VALIDATION_ERROR",
+        "message": "Property values were not valid: phone",
+        "times": 10,
+    }
+    for error in (temporary, permanent):
+        await control(sandbox, "POST", "input-errors", error)
+    settings = sandbox_settings()
+    ids = {
+        email: await new_lead(sessions, email=email)
+        for email in ("busy@example.com", "refused@example.com", "fine@example.com")
+    }
+    async with HubSpotClient.from_settings(settings) as client:
+        worker = Worker(settings=settings, sessions=sessions, client=client)
+        async with running_worker(worker, settings):
+            busy = await wait_for(status_of(sessions, ids["busy@example.com"]), timeout=10)
+            refused = await wait_for(
+                status_of(sessions, ids["refused@example.com"], "FAILED"), timeout=10
+            )
+            fine = await wait_for(status_of(sessions, ids["fine@example.com"]), timeout=10)
+    assert busy.hubspot_sync_attempts == 2  # retried after the 503, then synced
+    assert fine.hubspot_sync_attempts == 1
+    assert refused.hubspot_last_http_status == 400
+    assert refused.hubspot_error == "VALIDATION_ERROR: Property values were not valid: phone"
+    assert sandbox.state.store.get_by_email("refused@example.com") is None
+
+
+async def test_a_batch_409_is_retried_not_failed(
+    sandbox: RunningSandbox, sandbox_settings: Callable[..., Settings], sessions: Any
+) -> None:
+    conflict = {"status": "error", "message": "Conflict", "category": "CONFLICT"}
+    await control(
+        sandbox, "POST", "inject", {"status": 409, "json": conflict, "endpoints": ["batch_upsert"]}
+    )
+    settings = sandbox_settings()
+    lead_id = await new_lead(sessions)
+    async with HubSpotClient.from_settings(settings) as client:
+        worker = Worker(settings=settings, sessions=sessions, client=client)
+        async with running_worker(worker, settings):
+            lead = await wait_for(status_of(sessions, lead_id), timeout=10)
+    assert lead.hubspot_sync_attempts == 2
