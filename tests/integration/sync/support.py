@@ -11,9 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from leadsync.config import Settings
 from leadsync.db import transaction
+from leadsync.hubspot.client import HubSpotClient
 from leadsync.leads import service as leads_service
 from leadsync.leads.models import Lead
 from leadsync.leads.schemas import LeadIn
+from leadsync.sync.queue import LeadSnapshot
+from leadsync.sync.service import LeadResult
 from leadsync.sync.worker import Worker, start_worker
 from tests.integration.sync.conftest import fetch
 
@@ -28,6 +31,20 @@ async def running_worker(
     async with AsyncExitStack() as stack:
         await start_worker(worker, settings=settings, stack=stack)
         yield worker, stack
+
+
+@asynccontextmanager
+async def sandbox_worker(
+    settings: Settings,
+    sessions: Sessions,
+    *,
+    on_results: Callable[[list[LeadResult], list[LeadSnapshot], float], None] | None = None,
+) -> AsyncIterator[Worker]:
+    """Run a worker with its own HubSpot client (settings point it at the sandbox)."""
+    async with HubSpotClient.from_settings(settings) as client:
+        worker = Worker(settings=settings, sessions=sessions, client=client, on_results=on_results)
+        async with running_worker(worker, settings):
+            yield worker
 
 
 async def new_lead(sessions: Sessions, **fields: Any) -> int:

@@ -34,7 +34,7 @@ from leadsync.sync.service import LeadResult, ResultKind
 from leadsync.sync.worker import Worker
 from tests.helpers import wait_for
 from tests.integration.sync.conftest import FakeClock, fetch, insert_lead
-from tests.integration.sync.support import new_lead, running_worker, status_of
+from tests.integration.sync.support import new_lead, sandbox_worker, status_of
 
 MODES = pytest.mark.parametrize("mode", ["batch", "single"])
 YEAR = "31536000"
@@ -87,16 +87,14 @@ async def test_an_older_leads_retry_cannot_overwrite_a_newer_lead(
 ) -> None:
     settings = sandbox_settings(hubspot_write_mode=mode, retry_base_seconds=0.5)
     inject(sandbox, 503, **server_error())  # the first write of lead 1 fails
-    async with HubSpotClient.from_settings(settings) as client:
-        worker = Worker(settings=settings, sessions=sessions, client=client)
-        async with running_worker(worker, settings):
-            old = await new_lead(
-                sessions, email="ana@example.com", firstname="Old", phone="111", company="Acme"
-            )
-            await wait_for(status_of(sessions, old, "RETRYING"), timeout=10)
-            new = await new_lead(sessions, email="Ana@Example.com", firstname="New", phone="222")
-            await wait_for(status_of(sessions, new), timeout=10)
-            await wait_for(status_of(sessions, old), timeout=10)
+    async with sandbox_worker(settings, sessions):
+        old = await new_lead(
+            sessions, email="ana@example.com", firstname="Old", phone="111", company="Acme"
+        )
+        await wait_for(status_of(sessions, old, "RETRYING"), timeout=10)
+        new = await new_lead(sessions, email="Ana@Example.com", firstname="New", phone="222")
+        await wait_for(status_of(sessions, new), timeout=10)
+        await wait_for(status_of(sessions, old), timeout=10)
     contact = contact_of(sandbox, "ana@example.com")
     # The newest non-empty value of each property: lead 2's name and phone, lead 1's company.
     assert (contact["firstname"], contact["phone"], contact["company"]) == ("New", "222", "Acme")
@@ -113,14 +111,12 @@ async def test_a_resynced_older_lead_keeps_the_newer_leads_values(
     old = await new_lead(sessions, email="ana@example.com", firstname="Old", phone="111")
     await set_failed(sessions, old, status=400)  # permanent: reconciliation leaves it alone
     new = await new_lead(sessions, email="ana@example.com", firstname="New", lastname="Lopez")
-    async with HubSpotClient.from_settings(settings) as client:
-        worker = Worker(settings=settings, sessions=sessions, client=client)
-        async with running_worker(worker, settings):
-            await wait_for(status_of(sessions, new), timeout=10)
-            async with transaction(sessions) as session:
-                assert await queue.requeue_failed(session, now=utcnow(), lead_ids=[old]) == 1
-            worker.wake()
-            await wait_for(status_of(sessions, old), timeout=10)
+    async with sandbox_worker(settings, sessions) as worker:
+        await wait_for(status_of(sessions, new), timeout=10)
+        async with transaction(sessions) as session:
+            assert await queue.requeue_failed(session, now=utcnow(), lead_ids=[old]) == 1
+        worker.wake()
+        await wait_for(status_of(sessions, old), timeout=10)
     contact = contact_of(sandbox, "ana@example.com")
     assert (contact["firstname"], contact["lastname"], contact["phone"]) == ("New", "Lopez", "111")
 
@@ -145,16 +141,11 @@ async def test_a_slow_hubspot_in_single_mode_sends_each_lead_once(
     )
     ids = [await new_lead(sessions, email=f"slow{i}@example.com") for i in range(12)]
     results: list[LeadResult] = []
-    async with HubSpotClient.from_settings(settings) as client:
-        worker = Worker(
-            settings=settings,
-            sessions=sessions,
-            client=client,
-            on_results=lambda batch, _leads, _s: results.extend(batch),
-        )
-        async with running_worker(worker, settings):
-            for lead_id in ids:
-                await wait_for(status_of(sessions, lead_id), timeout=30)
+    async with sandbox_worker(
+        settings, sessions, on_results=lambda batch, _leads, _s: results.extend(batch)
+    ):
+        for lead_id in ids:
+            await wait_for(status_of(sessions, lead_id), timeout=30)
     creates = sandbox.state.stats.requests["create"]
     assert sum(creates.values()) == 12, dict(creates)
     assert [(await fetch(sessions, i)).hubspot_sync_attempts for i in ids] == [1] * 12
@@ -210,14 +201,12 @@ async def test_a_huge_retry_after_on_a_503_waits_at_most_the_retry_cap(
     settings = sandbox_settings(retry_cap_seconds=0.5)
     inject(sandbox, 503, **server_error(retry_after))
     lead_id = await new_lead(sessions)
-    async with HubSpotClient.from_settings(settings) as client:
-        worker = Worker(settings=settings, sessions=sessions, client=client)
-        async with running_worker(worker, settings):
-            retrying = await wait_for(status_of(sessions, lead_id, "RETRYING"), timeout=10)
-            assert retrying.last_hubspot_attempt_at is not None
-            wait = retrying.hubspot_next_attempt_at - retrying.last_hubspot_attempt_at
-            assert dt.timedelta(0) <= wait <= dt.timedelta(seconds=0.5)
-            synced = await wait_for(status_of(sessions, lead_id), timeout=10)
+    async with sandbox_worker(settings, sessions):
+        retrying = await wait_for(status_of(sessions, lead_id, "RETRYING"), timeout=10)
+        assert retrying.last_hubspot_attempt_at is not None
+        wait = retrying.hubspot_next_attempt_at - retrying.last_hubspot_attempt_at
+        assert dt.timedelta(0) <= wait <= dt.timedelta(seconds=0.5)
+        synced = await wait_for(status_of(sessions, lead_id), timeout=10)
     assert synced.hubspot_sync_attempts == 2
 
 
@@ -227,18 +216,16 @@ async def test_a_huge_retry_after_on_a_429_pauses_at_most_the_pause_cap(
     settings = sandbox_settings(pause_cap_seconds=1.0)
     inject(sandbox, 429, **rate_limited(YEAR))
     lead_id = await new_lead(sessions)
-    async with HubSpotClient.from_settings(settings) as client:
-        worker = Worker(settings=settings, sessions=sessions, client=client)
-        async with running_worker(worker, settings):
-            await wait_for(
-                lambda: sandbox.state.stats.rate_limited or sandbox.state.stats.injected,
-                timeout=10,
-            )
-            state = await wait_for(worker.gate.state, timeout=5)
-            assert state.pause_reason == PauseReason.RATE_LIMIT
-            assert state.paused_until is not None
-            assert state.paused_until <= utcnow() + dt.timedelta(seconds=1.0)
-            lead = await wait_for(status_of(sessions, lead_id), timeout=10)
+    async with sandbox_worker(settings, sessions) as worker:
+        await wait_for(
+            lambda: sandbox.state.stats.rate_limited or sandbox.state.stats.injected,
+            timeout=10,
+        )
+        state = await wait_for(worker.gate.state, timeout=5)
+        assert state.pause_reason == PauseReason.RATE_LIMIT
+        assert state.paused_until is not None
+        assert state.paused_until <= utcnow() + dt.timedelta(seconds=1.0)
+        lead = await wait_for(status_of(sessions, lead_id), timeout=10)
     assert lead.hubspot_sync_attempts == 1  # the 429 used no attempt
 
 
@@ -296,14 +283,12 @@ async def test_a_newer_lead_waits_while_its_email_is_being_written(
     await control(
         sandbox, "POST", "inject", {"action": "delay", "delay_ms": 1200, "endpoints": writes}
     )
-    async with HubSpotClient.from_settings(settings) as client:
-        worker = Worker(settings=settings, sessions=sessions, client=client)
-        async with running_worker(worker, settings):
-            first = await new_lead(sessions, email="eva@example.com", firstname="Eva", phone="1")
-            await wait_for(lambda: sandbox.state.stats.injected, timeout=10)  # in flight now
-            second = await new_lead(sessions, email="EVA@example.com", firstname="Eve")
-            await wait_for(status_of(sessions, first), timeout=10)
-            await wait_for(status_of(sessions, second), timeout=10)
+    async with sandbox_worker(settings, sessions):
+        first = await new_lead(sessions, email="eva@example.com", firstname="Eva", phone="1")
+        await wait_for(lambda: sandbox.state.stats.injected, timeout=10)  # in flight now
+        second = await new_lead(sessions, email="EVA@example.com", firstname="Eve")
+        await wait_for(status_of(sessions, first), timeout=10)
+        await wait_for(status_of(sessions, second), timeout=10)
     stats = await control(sandbox, "GET", "stats")
     assert stats["write_overlaps"] == 0, stats["overlapping_emails"]
     contact = contact_of(sandbox, "eva@example.com")
@@ -323,21 +308,19 @@ async def test_slots_booked_before_a_429_are_not_used_during_the_pause(
     )
     ids = [await new_lead(sessions, email=f"backlog{i}@example.com") for i in range(150)]
     pause = 1.5
-    async with HubSpotClient.from_settings(settings) as client:
-        worker = Worker(settings=settings, sessions=sessions, client=client)
-        async with running_worker(worker, settings):
-            await wait_for(
-                lambda: sum(sandbox.state.stats.requests["batch_upsert"].values()) >= 3,
-                timeout=10,
-            )
-            await control(
-                sandbox,
-                "POST",
-                "inject",
-                {"status": 429, "endpoints": ["batch_upsert"], **rate_limited(str(pause))},
-            )
-            for lead_id in ids:
-                await wait_for(status_of(sessions, lead_id), timeout=30)
+    async with sandbox_worker(settings, sessions):
+        await wait_for(
+            lambda: sum(sandbox.state.stats.requests["batch_upsert"].values()) >= 3,
+            timeout=10,
+        )
+        await control(
+            sandbox,
+            "POST",
+            "inject",
+            {"status": 429, "endpoints": ["batch_upsert"], **rate_limited(str(pause))},
+        )
+        for lead_id in ids:
+            await wait_for(status_of(sessions, lead_id), timeout=30)
     upserts = await crm_requests(sandbox, "batch_upsert")
     (limited,) = [entry for entry in upserts if entry["status"] == 429]
     assert limited["retry_after"] == pause
@@ -368,15 +351,11 @@ async def test_a_token_that_can_read_but_not_write_backs_off(
     )
     settings = sandbox_settings()
     lead_id = await new_lead(sessions)
-    async with HubSpotClient.from_settings(settings) as client:
-        worker = Worker(settings=settings, sessions=sessions, client=client)
-        async with running_worker(worker, settings):
-            await wait_for(
-                lambda: sandbox.state.stats.requests["batch_upsert"]["403"] >= 5, timeout=15
-            )
-            await control(sandbox, "DELETE", "inject")  # the scope is given back
-            lead = await wait_for(status_of(sessions, lead_id), timeout=10)
-            state = await worker.gate.state()
+    async with sandbox_worker(settings, sessions) as worker:
+        await wait_for(lambda: sandbox.state.stats.requests["batch_upsert"]["403"] >= 5, timeout=15)
+        await control(sandbox, "DELETE", "inject")  # the scope is given back
+        lead = await wait_for(status_of(sessions, lead_id), timeout=10)
+        state = await worker.gate.state()
     refused = [e["at"] for e in await crm_requests(sandbox, "batch_upsert") if e["status"] == 403]
     gaps = [later - earlier for earlier, later in itertools.pairwise(refused)]
     # 0.1 s, then 0.4, then the 0.8 s maximum: growing, not a 0.1 s flap.
@@ -407,14 +386,12 @@ async def test_a_207_retries_temporary_input_errors_and_fails_permanent_ones(
         email: await new_lead(sessions, email=email)
         for email in ("busy@example.com", "refused@example.com", "fine@example.com")
     }
-    async with HubSpotClient.from_settings(settings) as client:
-        worker = Worker(settings=settings, sessions=sessions, client=client)
-        async with running_worker(worker, settings):
-            busy = await wait_for(status_of(sessions, ids["busy@example.com"]), timeout=10)
-            refused = await wait_for(
-                status_of(sessions, ids["refused@example.com"], "FAILED"), timeout=10
-            )
-            fine = await wait_for(status_of(sessions, ids["fine@example.com"]), timeout=10)
+    async with sandbox_worker(settings, sessions):
+        busy = await wait_for(status_of(sessions, ids["busy@example.com"]), timeout=10)
+        refused = await wait_for(
+            status_of(sessions, ids["refused@example.com"], "FAILED"), timeout=10
+        )
+        fine = await wait_for(status_of(sessions, ids["fine@example.com"]), timeout=10)
     assert busy.hubspot_sync_attempts == 2  # retried after the 503, then synced
     assert fine.hubspot_sync_attempts == 1
     assert refused.hubspot_last_http_status == 400
@@ -431,8 +408,6 @@ async def test_a_batch_409_is_retried_not_failed(
     )
     settings = sandbox_settings()
     lead_id = await new_lead(sessions)
-    async with HubSpotClient.from_settings(settings) as client:
-        worker = Worker(settings=settings, sessions=sessions, client=client)
-        async with running_worker(worker, settings):
-            lead = await wait_for(status_of(sessions, lead_id), timeout=10)
+    async with sandbox_worker(settings, sessions):
+        lead = await wait_for(status_of(sessions, lead_id), timeout=10)
     assert lead.hubspot_sync_attempts == 2
