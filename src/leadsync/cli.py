@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 from collections.abc import Coroutine
 from typing import Annotated, Any
@@ -12,6 +13,7 @@ import typer
 from leadsync import __version__, migrations
 from leadsync.config import ConfigError, Settings, load_settings
 from leadsync.db import create_engine
+from leadsync.limits import MAX_ID, MAX_OLDER_THAN_SECONDS, MAX_RESYNC_IDS, MAX_RESYNC_LIMIT
 from leadsync.logging import configure_logging, get_logger
 
 app = typer.Typer(
@@ -176,23 +178,56 @@ async def _run_worker(settings: Settings, *, metrics_port: int | None, metrics_h
         log.info("sync.worker.signal", action="draining")
 
 
+def _finite(value: float | None) -> float | None:
+    # click's FloatRange lets "nan" through (every comparison with NaN is false).
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter("must be a finite number of seconds")
+    return value
+
+
 @app.command("resync-failed")
 def resync_failed(
     lead_id: Annotated[
         list[int] | None,
-        typer.Option("--lead-id", min=1, help="Only this lead (repeat for several)."),
+        typer.Option(
+            "--lead-id",
+            min=1,
+            max=MAX_ID,
+            help=f"Only this lead (repeat for several, at most {MAX_RESYNC_IDS:,}).",
+        ),
     ] = None,
     older_than: Annotated[
         float | None,
-        typer.Option(min=0, help="Only leads whose last attempt is at least SECONDS old."),
+        typer.Option(
+            min=0,
+            max=MAX_OLDER_THAN_SECONDS,
+            callback=_finite,
+            help="Only leads whose last attempt is at least SECONDS old "
+            f"(0 to {MAX_OLDER_THAN_SECONDS:,}).",
+        ),
     ] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="Requeue at most this many.")] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=MAX_RESYNC_LIMIT,
+            help=f"Requeue at most this many (1 to {MAX_RESYNC_LIMIT:,}).",
+        ),
+    ] = None,
 ) -> None:
     """Put FAILED leads back in the queue (attempts reset; the last error stays until replaced)."""
     from leadsync.sync.api import ResyncRequest
     from leadsync.sync.api import resync_failed as requeue
 
     settings = settings_or_exit()
+    if lead_id is not None and len(lead_id) > MAX_RESYNC_IDS:
+        typer.secho(
+            f"leadsync: at most {MAX_RESYNC_IDS:,} --lead-id options at once "
+            f"(got {len(lead_id):,}); run the command several times",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise typer.Exit(2)
     request = ResyncRequest(lead_ids=lead_id or None, older_than_seconds=older_than, limit=limit)
 
     async def run() -> int:

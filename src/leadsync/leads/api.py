@@ -19,13 +19,13 @@ from leadsync.leads.schemas import (
     LeadOut,
     LeadPage,
 )
+from leadsync.limits import DEFAULT_PAGE_SIZE, MAX_ID, MAX_PAGE_SIZE
 from leadsync.metrics import LEADS_CREATED
 
 public = APIRouter(tags=["leads"])
 internal = APIRouter(prefix="/internal", tags=["internal"], dependencies=[InternalAuth])
 
 Ctx = Annotated[AppContext, Depends(get_context)]
-MAX_ID = 2**63 - 1
 _ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorResponse, "description": text}
     for code, text in (
@@ -87,7 +87,7 @@ async def list_leads(
     status_: Annotated[
         SyncStatus | None, Query(alias="status", description="Only leads in this sync status.")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     after: Annotated[
         int | None, Query(ge=1, le=MAX_ID, description="The `next_after` of the previous page.")
     ] = None,

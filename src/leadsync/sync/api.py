@@ -13,6 +13,7 @@ from leadsync.auth import InternalAuth
 from leadsync.config import Settings
 from leadsync.context import AppContext, get_context
 from leadsync.db import transaction, utcnow
+from leadsync.limits import MAX_ID, MAX_OLDER_THAN_SECONDS, MAX_RESYNC_IDS, MAX_RESYNC_LIMIT
 from leadsync.sync import queue
 from leadsync.sync.gate import Gate
 
@@ -21,18 +22,39 @@ Ctx = Annotated[AppContext, Depends(get_context)]
 
 
 class ResyncRequest(BaseModel):
-    """Which FAILED leads to requeue; every filter is optional and they combine with AND."""
+    """Which FAILED leads to requeue; every filter is optional and they combine with AND.
 
-    model_config = ConfigDict(extra="forbid")
+    Strict: an operator's typo must not act on real rows, so `true` is not lead 1 and `"2"` is
+    not lead 2; numbers outside their range are refused rather than clamped.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     lead_ids: Annotated[
-        list[Annotated[int, Field(ge=1, le=2**63 - 1)]] | None,
-        Field(max_length=10_000, description="Only these leads."),
+        list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None,
+        Field(
+            max_length=MAX_RESYNC_IDS,
+            description=f"Only these leads (at most {MAX_RESYNC_IDS:,} ids, each 1 to 2^63-1).",
+        ),
     ] = None
     older_than_seconds: Annotated[
-        float | None, Field(ge=0, description="Only leads whose last attempt is this old.")
+        float | None,
+        Field(
+            ge=0,
+            le=MAX_OLDER_THAN_SECONDS,
+            allow_inf_nan=False,
+            description="Only leads whose last attempt is at least this many seconds old "
+            f"(0 to {MAX_OLDER_THAN_SECONDS:,}, i.e. 100 years).",
+        ),
     ] = None
-    limit: Annotated[int | None, Field(ge=1, le=1_000_000, description="At most this many.")] = None
+    limit: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            le=MAX_RESYNC_LIMIT,
+            description=f"Requeue at most this many, lowest ids first (1 to {MAX_RESYNC_LIMIT:,}).",
+        ),
+    ] = None
 
 
 class ResyncResponse(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from leadsync.config import RateLimit
@@ -94,6 +95,56 @@ async def test_resync_failed_rejects_bad_filters(app_client, sessions) -> None:
         assert response.status_code == 422, body
         assert response.json()["errors"], body
     assert await states(sessions, [lead_id]) == ["FAILED"]
+
+
+# Each of these used to act on real rows (true is lead 1, "2" is lead 2) or answer a 500.
+HOSTILE_FILTERS = [
+    ('{"lead_ids": [true]}', "lead_ids.0"),
+    ('{"lead_ids": ["2"]}', "lead_ids.0"),
+    ('{"lead_ids": [2.0]}', "lead_ids.0"),
+    ('{"lead_ids": [1, 9223372036854775808]}', "lead_ids.1"),
+    ('{"older_than_seconds": true}', "older_than_seconds"),
+    ('{"older_than_seconds": "60"}', "older_than_seconds"),
+    ('{"older_than_seconds": 64000000000}', "older_than_seconds"),
+    ('{"older_than_seconds": 1e308}', "older_than_seconds"),
+    ('{"older_than_seconds": 3153600000.5}', "older_than_seconds"),
+    ('{"older_than_seconds": "inf"}', "older_than_seconds"),
+    ('{"older_than_seconds": 1' + "0" * 400 + "}", "older_than_seconds"),
+    ('{"limit": true}', "limit"),
+    ('{"limit": "1"}', "limit"),
+    ('{"limit": 1.0}', "limit"),
+    ('{"limit": 1000001}', "limit"),
+    ('{"lead_ids": [' + ", ".join(["1"] * 1001) + "]}", "lead_ids"),
+]
+
+
+async def test_resync_failed_is_strict_and_bounded(app_client, sessions) -> None:
+    ids = await insert_leads(sessions, [failed(i, status=400, age=10) for i in range(2)])
+
+    for raw, field in HOSTILE_FILTERS:
+        response = await app_client.post(
+            RESYNC, headers={**INTERNAL_HEADERS, "Content-Type": "application/json"}, content=raw
+        )
+        assert response.status_code == 422, (raw[:80], response.text)
+        assert response.headers["content-type"] == "application/json"
+        assert [e["field"] for e in response.json()["errors"]] == [field], raw[:80]
+    assert await states(sessions, ids) == ["FAILED", "FAILED"]  # nothing was requeued
+
+
+async def test_resync_failed_accepts_the_bounds(app_client, sessions) -> None:
+    ids = await insert_leads(sessions, [failed(i, status=400, age=10) for i in range(2)])
+    largest = [2**63 - 1 - i for i in range(999)] + [ids[0]]
+
+    async def resync(body: dict[str, Any]) -> int:
+        response = await app_client.post(RESYNC, headers=INTERNAL_HEADERS, json=body)
+        assert response.status_code == 200, response.text[:200]
+        return response.json()["requeued"]
+
+    assert len(json.dumps({"lead_ids": largest})) < 64 * 1024  # fits in the default body limit
+    assert await resync({"lead_ids": largest, "limit": 1_000_000}) == 1
+    assert await resync({"older_than_seconds": 3_153_600_000}) == 0  # nothing is 100 years old
+    assert await resync({"older_than_seconds": 0, "limit": 1}) == 1  # an int where a float goes
+    assert await states(sessions, ids) == ["PENDING", "PENDING"]
 
 
 async def test_sync_status_route(app_client, sessions, settings_factory) -> None:
