@@ -109,7 +109,9 @@ async def _on_validation_error(_request: Request, exc: Exception) -> JSONRespons
             message = "is not a known field"
         field = _field_name(tuple(err.get("loc", ())))
         if err.get("type") == "json_invalid":
-            field, message = "body", "the body is not valid JSON"
+            # strictjson.loads() wrote the reason as a sentence.
+            field = "body"
+            message = str((err.get("ctx") or {}).get("error") or "the body is not valid JSON")
         elif field == "body" and err.get("type") in _NOT_AN_OBJECT:
             message = "the body must be a JSON object"
         errors.append({"field": field, "message": message})

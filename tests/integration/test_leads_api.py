@@ -186,6 +186,39 @@ async def test_invalid_json_is_422(app_client: httpx.AsyncClient, raw: bytes) ->
     assert response.json()["errors"][0]["field"] == "body"
 
 
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b'{"email": "a@example.com", "email": "b@example.com"}',
+         "the body is ambiguous: the key 'email' appears more than once"),
+        (b'{"email": "a@example.com", "firstname": "Ana", "firstname": "Ana"}',
+         "the body is ambiguous: the key 'firstname' appears more than once"),
+        (b'{"email": "a@example.com", "x": NaN}',
+         "the body is not valid JSON: NaN is not a JSON number"),
+        (b'{"email": "a@example.com", "x": 1e999}',
+         "the body holds a number too large for a float: 1e999"),
+        (b'{"email": "a@example.com", "x": ' + b"9" * 4301 + b"}",
+         "the body holds an integer with more than 4,300 digits"),
+        (b'{"email": "a@example.com", "x": ' + b"[" * 1000 + b"]" * 1000 + b"}",
+         "the body is nested too deeply"),
+        (b'{"email": "a@example.com\xff"}', "the body is not valid JSON: invalid UTF-8 at byte 24"),
+        ('{"email": "a@example.com"}'.encode("utf-16"),
+         "the body is not valid JSON: invalid UTF-8 at byte 0"),
+    ],
+)  # fmt: skip
+async def test_ambiguous_or_non_standard_json_is_422_saying_why(
+    app_client: httpx.AsyncClient, engine: AsyncEngine, raw: bytes, message: str
+) -> None:
+    response = await app_client.post("/leads", content=raw, headers=JSON)
+
+    assert response.status_code == 422, response.text
+    assert response.json() == {
+        "detail": "invalid request: body",
+        "errors": [{"field": "body", "message": message}],
+    }
+    assert await count_leads(engine) == 0
+
+
 @pytest.mark.parametrize("raw", [b"[]", b'["a@example.com"]', b'"a@example.com"', b"42", b"null"])
 async def test_json_that_is_not_an_object_is_422(app_client: httpx.AsyncClient, raw: bytes) -> None:
     response = await app_client.post("/leads", content=raw, headers=JSON)

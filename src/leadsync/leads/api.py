@@ -21,9 +21,12 @@ from leadsync.leads.schemas import (
 )
 from leadsync.limits import DEFAULT_PAGE_SIZE, MAX_ID, MAX_PAGE_SIZE
 from leadsync.metrics import LEADS_CREATED
+from leadsync.strictjson import StrictJSONRoute
 
-public = APIRouter(tags=["leads"])
-internal = APIRouter(prefix="/internal", tags=["internal"], dependencies=[InternalAuth])
+public = APIRouter(tags=["leads"], route_class=StrictJSONRoute)
+internal = APIRouter(
+    prefix="/internal", tags=["internal"], dependencies=[InternalAuth], route_class=StrictJSONRoute
+)
 
 Ctx = Annotated[AppContext, Depends(get_context)]
 _ERRORS: dict[int | str, dict[str, object]] = {

@@ -14,10 +14,13 @@ from leadsync.config import Settings
 from leadsync.context import AppContext, get_context
 from leadsync.db import transaction, utcnow
 from leadsync.limits import MAX_ID, MAX_OLDER_THAN_SECONDS, MAX_RESYNC_IDS, MAX_RESYNC_LIMIT
+from leadsync.strictjson import StrictJSONRoute
 from leadsync.sync import queue
 from leadsync.sync.gate import Gate
 
-router = APIRouter(prefix="/internal", tags=["sync"], dependencies=[InternalAuth])
+router = APIRouter(
+    prefix="/internal", tags=["sync"], dependencies=[InternalAuth], route_class=StrictJSONRoute
+)
 Ctx = Annotated[AppContext, Depends(get_context)]
 
 

@@ -131,6 +131,21 @@ async def test_resync_failed_is_strict_and_bounded(app_client, sessions) -> None
     assert await states(sessions, ids) == ["FAILED", "FAILED"]  # nothing was requeued
 
 
+async def test_resync_failed_refuses_json_with_two_meanings(app_client, sessions) -> None:
+    ids = await insert_leads(sessions, [failed(i, status=400, age=10) for i in range(2)])
+    headers = {**INTERNAL_HEADERS, "Content-Type": "application/json"}
+
+    for raw in (
+        f'{{"lead_ids": [{ids[0]}], "lead_ids": [{ids[1]}]}}',
+        '{"older_than_seconds": NaN}',
+        '{"older_than_seconds": Infinity}',
+    ):
+        response = await app_client.post(RESYNC, headers=headers, content=raw)
+        assert response.status_code == 422, raw
+        assert [e["field"] for e in response.json()["errors"]] == ["body"]
+    assert await states(sessions, ids) == ["FAILED", "FAILED"]
+
+
 async def test_resync_failed_accepts_the_bounds(app_client, sessions) -> None:
     ids = await insert_leads(sessions, [failed(i, status=400, age=10) for i in range(2)])
     largest = [2**63 - 1 - i for i in range(999)] + [ids[0]]
