@@ -169,6 +169,63 @@ async def test_invalid_lead_is_422_naming_each_field(
     assert await count_leads(engine) == 0
 
 
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ("user@xn--bcher-kva.de", "user@xn--bcher-kva.de"),  # used to become user@bücher.de
+        ("User@Bücher.DE", "user@xn--bcher-kva.de"),
+        (" ANA@EXAMPLE.COM\u00a0", "ana@example.com"),
+    ],
+)
+async def test_email_is_stored_in_its_canonical_form(
+    app_client: httpx.AsyncClient, engine: AsyncEngine, sent: str, stored: str
+) -> None:
+    response = await post_lead(app_client, {"email": sent})
+
+    assert response.status_code == 201, response.text
+    assert response.json()["email"] == stored
+    assert (await lead_row(engine, response.json()["id"]))["email"] == stored
+
+
+async def test_unicode_and_punycode_spellings_are_one_submission(
+    app_client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    first = await post_lead(app_client, {"email": "ana@bücher.de"}, **{"Idempotency-Key": "idn"})
+    again = await post_lead(
+        app_client, {"email": "Ana@xn--bcher-kva.de"}, **{"Idempotency-Key": "idn"}
+    )
+
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert await count_leads(engine) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "says"),
+    [
+        ({"email": "İstanbul@example.com"}, "email", "must use only ASCII before the @"),
+        ({"email": "a" * 65 + "@example.com"}, "email", "at most 64 are allowed"),
+        ({"email": "ana@example.com\t"}, "email", "control characters"),
+        ({"email": "a@example.com", "firstname": "Ana\x1f"}, "firstname", "control characters"),
+        ({"email": "a@example.com", "company": "\x1cAcme"}, "company", "control characters"),
+        ({"email": "a@example.com", "message": "hi\x1e"}, "message", "control characters"),
+    ],
+)
+async def test_what_cannot_be_stored_as_sent_is_422_not_bent(
+    app_client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    body: dict[str, Any],
+    field: str,
+    says: str,
+) -> None:
+    response = await post_lead(app_client, body)
+
+    assert response.status_code == 422, response.text
+    errors = response.json()["errors"]
+    assert [e["field"] for e in errors] == [field]
+    assert says in errors[0]["message"]
+    assert await count_leads(engine) == 0
+
+
 async def test_unknown_field_message_says_so(app_client: httpx.AsyncClient) -> None:
     response = await post_lead(app_client, {"email": "a@example.com", "utm_source": "ads"})
 
