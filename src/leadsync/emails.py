@@ -30,6 +30,21 @@ from email_validator import EmailNotValidError, validate_email
 MAX_LOCAL_PART: Final = 64
 MAX_EMAIL: Final = 254
 LOCAL_PART_CHARACTERS: Final = "letters, digits and . ! # $ % & ' * + - / = ? ^ _ ` { | } ~"
+# email_validator's special-use names (RFC 6761 and others): no mail is delivered there.
+SPECIAL_USE_DOMAINS: Final = ("arpa", "invalid", "local", "localhost", "onion", "test")
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.upper()}{c}]" for c in word)
+
+
+# Published with `format: email` in the schema: a dot after the @, and not a special-use
+# domain, which the format alone allows (JSON Schema regexes have no case-insensitive flag,
+# hence [Tt][Ee]...).
+EMAIL_PATTERN: Final = (
+    r"^(?=[\s\S]*@[\s\S]*\.)"
+    r"(?![\s\S]*[.@](?:" + "|".join(map(_any_case, SPECIAL_USE_DOMAINS)) + r")$)"
+)
 
 
 def canonical_email(value: str) -> str:

@@ -252,8 +252,11 @@ async def test_invalid_json_is_422(app_client: httpx.AsyncClient, raw: bytes) ->
          "the body is ambiguous: the key 'firstname' appears more than once"),
         (b'{"email": "a@example.com", "x": NaN}',
          "the body is not valid JSON: NaN is not a JSON number"),
-        (b'{"email": "a@example.com", "x": 1e999}',
-         "the body holds a number too large for a float: 1e999"),
+        (b'{"email": "a@example.com", "x": ' + b"9" * 400 + b'.5}',
+         "the body holds a number too large for a float: " + "9" * 40),
+        (b'{"email": "a@example.com", "firstname": "Ana\\udc00"}',
+         "the body holds a string that is not Unicode text (an unpaired surrogate escape such "
+         "as \\ud800)"),
         (b'{"email": "a@example.com", "x": ' + b"9" * 4301 + b"}",
          "the body holds an integer with more than 4,300 digits"),
         (b'{"email": "a@example.com", "x": ' + b"[" * 1000 + b"]" * 1000 + b"}",
@@ -561,7 +564,8 @@ async def test_list_filters_by_status(app_client: httpx.AsyncClient, engine: Asy
 @pytest.mark.parametrize(
     "params",
     [{"status": "DONE"}, {"limit": 0}, {"limit": 501}, {"after": 0}, {"after": "x"},
-     {"after": 2**63}],
+     {"after": 2**63}, {"limit": "1.0"}, {"limit": "+5"}, {"limit": " 5"}, {"limit": "1_0"},
+     {"limit": "true"}, {"after": "\u0661"}, {"limit": ""}],
 )  # fmt: skip
 async def test_list_rejects_bad_parameters(
     app_client: httpx.AsyncClient, params: dict[str, Any]
@@ -635,12 +639,25 @@ async def test_get_unknown_lead_is_404(app_client: httpx.AsyncClient) -> None:
     assert response.json()["detail"] == "no lead with id 999999"
 
 
-@pytest.mark.parametrize("lead_id", ["0", "-1", "abc", str(2**63)])
-async def test_get_lead_with_a_bad_id_is_422(app_client: httpx.AsyncClient, lead_id: str) -> None:
+@pytest.mark.parametrize("lead_id", ["0", str(2**63)])
+async def test_get_lead_with_an_id_out_of_range_is_422(
+    app_client: httpx.AsyncClient, lead_id: str
+) -> None:
     response = await app_client.get(f"/internal/leads/{lead_id}", headers=INTERNAL_HEADERS)
 
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "lead_id"
+
+
+@pytest.mark.parametrize("lead_id", ["-1", "abc", "1.0", "+1"])
+async def test_a_path_that_is_not_a_lead_id_is_404(
+    app_client: httpx.AsyncClient, lead_id: str
+) -> None:
+    # Only digits name a lead, so that /internal/leads/resync-failed is not a lead id.
+    response = await app_client.get(f"/internal/leads/{lead_id}", headers=INTERNAL_HEADERS)
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not Found", "errors": []}
 
 
 async def test_timestamps_of_rows_written_by_sql_are_utc(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from leadsync.emails import canonical_email
+from leadsync.emails import EMAIL_PATTERN, SPECIAL_USE_DOMAINS, canonical_email
 from leadsync.hubspot.payload import lead_properties
 
 
@@ -78,3 +80,24 @@ def test_the_payload_sends_the_stored_canonical_email_unchanged() -> None:
     stored = canonical_email("User@Bücher.DE")
 
     assert lead_properties({"email": stored})["email"] == stored == "user@xn--bcher-kva.de"
+
+
+_LABEL = st.text("abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=8)
+_TLD = st.sampled_from([*SPECIAL_USE_DOMAINS, "com", "org", "io", "example", "tests", "locals"])
+
+
+@given(local=_LABEL, labels=st.lists(_LABEL, max_size=2), tld=_TLD, upper=st.booleans())
+def test_the_published_pattern_refuses_exactly_the_special_use_domains(
+    local: str, labels: list[str], tld: str, upper: bool
+) -> None:
+    email = f"{local}@{'.'.join([*labels, tld])}"
+    email = email.upper() if upper else email
+    allowed = re.search(EMAIL_PATTERN, email) is not None
+    try:
+        canonical_email(email)
+    except ValueError:
+        accepted = False
+    else:
+        accepted = True
+
+    assert accepted == allowed, email

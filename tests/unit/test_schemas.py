@@ -223,7 +223,8 @@ _INTERESTING = st.sampled_from(
     list("\x00\x08\t\n\x0b\x0c\r\x1c\x1f \x7f\x85\x9f\xa0\u1680\u2000\u200b\u2028\u2029\u3000")
     + list("+()-./x0123456789ext")
 )
-_TEXT = st.text(st.one_of(_INTERESTING, st.characters()), max_size=20)
+# No lone surrogates: they cannot arrive in a body (strictjson refuses them).
+_TEXT = st.text(st.one_of(_INTERESTING, st.characters(exclude_categories=["Cs"])), max_size=20)
 
 
 @pytest.mark.parametrize(

@@ -6,17 +6,17 @@ import datetime as dt
 import hashlib
 import json
 import re
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from leadsync.emails import MAX_EMAIL, canonical_email
+from leadsync.emails import EMAIL_PATTERN, MAX_EMAIL, canonical_email
+from leadsync.leads.models import SyncStatus
 
 # Text fields follow one rule, in this order (docs/api.md, "Text fields"):
 #   1. refuse control characters (Unicode Cc: U+0000-U+001F, U+007F-U+009F); `message` may
 #      keep tab, LF and CR; single-line fields also refuse the Unicode line and paragraph
-#      separators U+2028/U+2029; unpaired surrogates are not text (pydantic refuses them; the
-#      patterns say so too, read with Unicode semantics as JSON Schema validators do);
+#      separators U+2028/U+2029 (unpaired surrogates never get here: strictjson refuses them);
 #   2. then a field's own pattern (phone);
 #   3. then strip surrounding whitespace (the characters below; the message also loses
 #      surrounding line breaks and tabs);
@@ -27,8 +27,8 @@ from leadsync.emails import MAX_EMAIL, canonical_email
 # Python's whitespace less what step 1 refuses: the characters strip() removes in step 3.
 SPACE_CHARS = " \u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u202f\u205f\u3000"
 SPACES = r"\u0020\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000"  # the same, as a class
-SINGLE_LINE_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f\u2028\u2029\ud800-\udfff]*$"
-MESSAGE_PATTERN = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\ud800-\udfff]*$"
+SINGLE_LINE_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$"
+MESSAGE_PATTERN = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
 _PHONE_CORE = r"\+?[0-9 ()./-]*[0-9][0-9 ()./-]*(?: *(?:x|ext\.?) *[0-9]{1,6})?"
 PHONE_PATTERN = rf"^[{SPACES}]*(?:{_PHONE_CORE})?[{SPACES}]*$"
 _SINGLE_LINE_RE = re.compile(SINGLE_LINE_PATTERN)
@@ -85,11 +85,12 @@ class LeadIn(BaseModel):
         str,
         Field(
             max_length=MAX_EMAIL,
-            json_schema_extra={"format": "email"},
+            json_schema_extra={"format": "email", "pattern": EMAIL_PATTERN},
             description="Required. Stored and sent to HubSpot in its canonical form: ASCII "
             "letters lowercased, the domain in ASCII (punycode), e.g. `Ana@Bücher.DE` becomes "
             "`ana@xn--bcher-kva.de`. The part before the @ must be ASCII, at most 64 "
-            "characters; at most 254 characters in all once the domain is ASCII; special-use "
+            "characters; at most 254 characters in all once the domain is ASCII; the domain "
+            "needs a dot, and special-use "
             "domains (.test, .invalid, .local, .localhost, .onion, .arpa) are refused.",
         ),
     ]
@@ -164,7 +165,7 @@ class LeadOut(BaseModel):
     message: str | None
     source: str | None
     created_at: dt.datetime
-    hubspot_sync_status: str
+    hubspot_sync_status: SyncStatus
 
 
 class LeadDetail(LeadOut):
@@ -186,22 +187,3 @@ class LeadPage(BaseModel):
 
     items: list[LeadDetail]
     next_after: int | None
-
-
-class ErrorItem(BaseModel):
-    """One problem with one field of the request."""
-
-    field: str
-    message: str
-
-
-class ErrorResponse(BaseModel):
-    """Every 4xx/5xx body: a sentence to show, and per-field details when there are any."""
-
-    detail: str
-    errors: list[ErrorItem] = Field(default_factory=list)
-
-    @classmethod
-    def of(cls, detail: str, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """Return the JSON body for a detail and optional field errors."""
-        return cls(detail=detail, errors=[ErrorItem(**e) for e in errors or []]).model_dump()

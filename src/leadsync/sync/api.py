@@ -13,6 +13,7 @@ from leadsync.auth import InternalAuth
 from leadsync.config import Settings
 from leadsync.context import AppContext, get_context
 from leadsync.db import transaction, utcnow
+from leadsync.errors import responses
 from leadsync.limits import MAX_ID, MAX_OLDER_THAN_SECONDS, MAX_RESYNC_IDS, MAX_RESYNC_LIMIT
 from leadsync.strictjson import StrictJSONRoute
 from leadsync.sync import queue
@@ -140,9 +141,19 @@ async def sync_status(
     )
 
 
-@router.post("/leads/resync-failed", response_model=ResyncResponse, summary="Requeue FAILED leads")
+@router.post(
+    "/leads/resync-failed",
+    operation_id="resyncFailed",
+    response_model=ResyncResponse,
+    responses=responses(401, 413, 422, 503),
+    summary="Requeue FAILED leads",
+)
 async def resync_failed_route(
-    ctx: Ctx, request: Annotated[ResyncRequest | None, Body()] = None
+    ctx: Ctx,
+    request: Annotated[
+        ResyncRequest | None,
+        Body(description="Filters; no body (or `null`, or `{}`) requeues every FAILED lead."),
+    ] = None,
 ) -> ResyncResponse:
     """Put FAILED leads back in the queue; with no body, every FAILED lead."""
     requeued = await resync_failed(ctx.sessions, request=request or ResyncRequest())
@@ -151,7 +162,13 @@ async def resync_failed_route(
     return ResyncResponse(requeued=requeued)
 
 
-@router.get("/sync/status", response_model=SyncStatusOut, summary="Queue, gate and budget")
+@router.get(
+    "/sync/status",
+    operation_id="getSyncStatus",
+    response_model=SyncStatusOut,
+    responses=responses(401, 503),
+    summary="Queue, gate and budget",
+)
 async def sync_status_route(ctx: Ctx) -> SyncStatusOut:
     """Return counts per status, the oldest due lead's age, the gate and the budget."""
     return await sync_status(ctx.sessions, settings=ctx.settings)

@@ -101,7 +101,7 @@ async def test_resync_failed_rejects_bad_filters(app_client, sessions) -> None:
 HOSTILE_FILTERS = [
     ('{"lead_ids": [true]}', "lead_ids.0"),
     ('{"lead_ids": ["2"]}', "lead_ids.0"),
-    ('{"lead_ids": [2.0]}', "lead_ids.0"),
+    ('{"lead_ids": [2.5]}', "lead_ids.0"),
     ('{"lead_ids": [1, 9223372036854775808]}', "lead_ids.1"),
     ('{"older_than_seconds": true}', "older_than_seconds"),
     ('{"older_than_seconds": "60"}', "older_than_seconds"),
@@ -112,7 +112,7 @@ HOSTILE_FILTERS = [
     ('{"older_than_seconds": 1' + "0" * 400 + "}", "older_than_seconds"),
     ('{"limit": true}', "limit"),
     ('{"limit": "1"}', "limit"),
-    ('{"limit": 1.0}', "limit"),
+    ('{"limit": 1.5}', "limit"),
     ('{"limit": 1000001}', "limit"),
     ('{"lead_ids": [' + ", ".join(["1"] * 1001) + "]}", "lead_ids"),
 ]
@@ -158,7 +158,8 @@ async def test_resync_failed_accepts_the_bounds(app_client, sessions) -> None:
     assert len(json.dumps({"lead_ids": largest})) < 64 * 1024  # fits in the default body limit
     assert await resync({"lead_ids": largest, "limit": 1_000_000}) == 1
     assert await resync({"older_than_seconds": 3_153_600_000}) == 0  # nothing is 100 years old
-    assert await resync({"older_than_seconds": 0, "limit": 1}) == 1  # an int where a float goes
+    # An int where a float goes; 1.0 is an integer in JSON Schema's data model.
+    assert await resync({"older_than_seconds": 0, "limit": 1.0}) == 1
     assert await states(sessions, ids) == ["PENDING", "PENDING"]
 
 
