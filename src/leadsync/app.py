@@ -22,7 +22,8 @@ from leadsync import __version__, metrics, migrations
 from leadsync.config import Settings
 from leadsync.context import AppContext
 from leadsync.db import create_engine, create_sessionmaker
-from leadsync.errors import ErrorResponse
+from leadsync.errors import ErrorResponse, responses
+from leadsync.headers import HeaderSizeLimit
 from leadsync.leads.api import internal as leads_internal
 from leadsync.leads.api import public as leads_public
 from leadsync.limits import MAX_ID
@@ -248,6 +249,7 @@ def create_app(
         app.add_exception_handler(unavailable, _on_database_unavailable)
     app.add_exception_handler(Exception, _on_unexpected_error)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HeaderSizeLimit, max_bytes=settings.max_header_bytes)  # outermost
     app.include_router(leads_public)
     app.include_router(leads_internal)
     app.include_router(sync_internal)
@@ -261,6 +263,7 @@ def create_app(
         "/healthz",
         operation_id="getHealth",
         response_model=Health,
+        responses=responses(431),
         tags=["health"],
         summary="The process is alive",
     )
@@ -274,11 +277,12 @@ def create_app(
         tags=["health"],
         summary="Database reachable and schema at head",
         responses={
+            **responses(431),
             503: {
                 "model": ErrorResponse,
                 "description": "The database is unreachable, or its schema is not at head "
                 "(the detail says which, and what to run).",
-            }
+            },
         },
     )
     async def readyz(request: Request) -> Readiness | JSONResponse:

@@ -84,11 +84,22 @@ def serve(
 
     from leadsync.app import SERVE_WORKER_ENV, app_from_environment
 
-    settings_or_exit()  # validate once, with one clear line, before any process starts
+    settings = settings_or_exit()  # validate once, with one clear line, before any process
     os.environ[SERVE_WORKER_ENV] = "1" if worker else "0"
     typer.echo(f"leadsync {__version__}: API docs at http://{host}:{port}/docs")
+    # Request heads are bounded while they are read (leadsync/headers.py): the protocol takes
+    # its limit from h11_max_incomplete_event_size, which also bounds uvicorn's h11.
+    protocol, head_limit = "leadsync.headers:BoundedHttpToolsProtocol", settings.max_header_bytes
     if processes == 1:
-        uvicorn.run(app_from_environment(), host=host, port=port, log_config=None, access_log=False)
+        uvicorn.run(
+            app_from_environment(),
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            http=protocol,
+            h11_max_incomplete_event_size=head_limit,
+        )
         return
     # Several processes: uvicorn imports the factory in each; settings come from the same
     # environment, migrations are serialised by the database (advisory lock / BEGIN IMMEDIATE).
@@ -100,6 +111,8 @@ def serve(
         port=port,
         log_config=None,
         access_log=False,
+        http=protocol,
+        h11_max_incomplete_event_size=head_limit,
     )
 
 

@@ -143,6 +143,10 @@ CASES: list[tuple[str, str, dict[str, Any], int]] = [
     ("get", "/internal/sync/status", {}, 401),
     ("get", "/healthz", {}, 200),
     ("get", "/readyz", {}, 200),
+    *[(m, p, {"headers": {**INTERNAL_HEADERS, "X-Big": "a" * 17_000}}, 431)
+      for m, p in [("post", "/leads"), ("get", "/internal/leads"), ("get", "/internal/leads/1"),
+                   ("post", "/internal/leads/resync-failed"), ("get", "/internal/sync/status"),
+                   ("get", "/healthz"), ("get", "/readyz")]],
 ]  # fmt: skip
 
 

@@ -96,7 +96,7 @@ def idempotency_key(request: Request) -> str | None:
             "the first lead is returned.",
             "headers": _LOCATION,
         },
-        **responses(400, 409, 413, 422, 503),
+        **responses(400, 409, 413, 422, 431, 503),
     },
     openapi_extra={"parameters": [_IDEMPOTENCY_KEY_PARAMETER]},
     summary="Submit a lead from the website",
@@ -125,7 +125,7 @@ async def create_lead(data: LeadIn, request: Request, response: Response, ctx: C
     "/leads",
     operation_id="listLeads",
     response_model=LeadPage,
-    responses=responses(401, 422, 503),
+    responses=responses(401, 422, 431, 503),
     summary="List leads, newest first",
 )
 async def list_leads(
@@ -161,7 +161,7 @@ async def list_leads(
     "/leads/{lead_id:int}",
     operation_id="getLead",
     response_model=LeadDetail,
-    responses=responses(401, 404, 422, 503),
+    responses=responses(401, 404, 422, 431, 503),
     summary="One lead, all sync columns",
 )
 async def get_lead(

@@ -145,7 +145,7 @@ async def sync_status(
     "/leads/resync-failed",
     operation_id="resyncFailed",
     response_model=ResyncResponse,
-    responses=responses(401, 413, 422, 503),
+    responses=responses(401, 413, 422, 431, 503),
     summary="Requeue FAILED leads",
 )
 async def resync_failed_route(
@@ -166,7 +166,7 @@ async def resync_failed_route(
     "/sync/status",
     operation_id="getSyncStatus",
     response_model=SyncStatusOut,
-    responses=responses(401, 503),
+    responses=responses(401, 431, 503),
     summary="Queue, gate and budget",
 )
 async def sync_status_route(ctx: Ctx) -> SyncStatusOut:
