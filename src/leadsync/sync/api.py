@@ -61,6 +61,9 @@ class ResyncRequest(BaseModel):
     ] = None
 
 
+_EVERY_FAILED_LEAD = ResyncRequest()
+
+
 class ResyncResponse(BaseModel):
     """How many FAILED leads went back to PENDING."""
 
@@ -150,13 +153,15 @@ async def sync_status(
 )
 async def resync_failed_route(
     ctx: Ctx,
+    # Not `ResyncRequest | None`: a nullable optional body makes generated clients (e.g.
+    # openapi-python-client) send their "unset" marker as JSON. No body is `{}`.
     request: Annotated[
-        ResyncRequest | None,
-        Body(description="Filters; no body (or `null`, or `{}`) requeues every FAILED lead."),
-    ] = None,
+        ResyncRequest,
+        Body(description="Filters; no body (or `{}`) requeues every FAILED lead."),
+    ] = _EVERY_FAILED_LEAD,
 ) -> ResyncResponse:
     """Put FAILED leads back in the queue; with no body, every FAILED lead."""
-    requeued = await resync_failed(ctx.sessions, request=request or ResyncRequest())
+    requeued = await resync_failed(ctx.sessions, request=request)
     if requeued:
         ctx.wake_worker()
     return ResyncResponse(requeued=requeued)

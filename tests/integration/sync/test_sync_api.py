@@ -146,6 +146,23 @@ async def test_resync_failed_refuses_json_with_two_meanings(app_client, sessions
     assert await states(sessions, ids) == ["FAILED", "FAILED"]
 
 
+async def test_resync_failed_body_is_an_object_or_nothing(app_client, sessions) -> None:
+    ids = await insert_leads(sessions, [failed(i, status=400, age=10) for i in range(3)])
+    headers = {**INTERNAL_HEADERS, "Content-Type": "application/json"}
+
+    refused = await app_client.post(RESYNC, headers=headers, content=b"null")
+    assert refused.status_code == 422
+    assert refused.json()["errors"] == [
+        {"field": "body", "message": "the body must be a JSON object"}
+    ]
+    assert await states(sessions, ids) == ["FAILED"] * 3
+
+    limited = await app_client.post(RESYNC, headers=headers, content=b'{"limit": 1}')
+    everything = await app_client.post(RESYNC, headers=headers, content=b"{}")
+    nothing_left = await app_client.post(RESYNC, headers=INTERNAL_HEADERS)  # no body at all
+    assert [r.json()["requeued"] for r in (limited, everything, nothing_left)] == [1, 2, 0]
+
+
 async def test_resync_failed_accepts_the_bounds(app_client, sessions) -> None:
     ids = await insert_leads(sessions, [failed(i, status=400, age=10) for i in range(2)])
     largest = [2**63 - 1 - i for i in range(999)] + [ids[0]]
