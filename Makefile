@@ -9,6 +9,7 @@ PIP := $(BIN)/python -m pip
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 CHAOS_ARGS ?=
+CONTRACT_DATABASE_URL ?= $(LEADSYNC_TEST_DATABASE_URL)
 
 # Stamps inside the venv: deleting .venv forgets them, so a new venv is always installed.
 CREATED := $(VENV)/.stamp-created
@@ -16,7 +17,7 @@ RUNTIME := $(VENV)/.stamp-runtime
 DEV := $(VENV)/.stamp-dev
 
 .DEFAULT_GOAL := install
-.PHONY: demo test lint install bench chaos
+.PHONY: demo test lint install bench chaos contract
 
 ## demo: leads through the service into a local HubSpot sandbox (DEMO_ARGS=--keep-running
 ## leaves the API and its /docs up afterwards)
@@ -49,6 +50,14 @@ bench: $(DEV)
 ## chaos: the chaos test (20,000 leads, faults, workers killed); CHAOS_ARGS=--ci for 2 minutes
 chaos: $(DEV)
 	$(BIN)/python bench/chaos.py $(CHAOS_ARGS)
+
+## contract: schemathesis (every check and phase, stateful included, fixed seed) against a
+## live `leadsync serve` on a throw-away PostgreSQL database: CONTRACT_DATABASE_URL, by
+## default LEADSYNC_TEST_DATABASE_URL (docs/api.md, "The contract test")
+contract: $(DEV)
+	@test -n "$(CONTRACT_DATABASE_URL)" || { echo "make contract: set CONTRACT_DATABASE_URL" \
+		"(or LEADSYNC_TEST_DATABASE_URL) to a throw-away PostgreSQL database" >&2; exit 2; }
+	VENV=$(VENV) scripts/contract.sh "$(CONTRACT_DATABASE_URL)"
 
 ## install: create .venv with the runtime and development dependencies
 install: $(DEV)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from sqlalchemy import text
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,9 +22,11 @@ from leadsync import __version__, metrics, migrations
 from leadsync.config import Settings
 from leadsync.context import AppContext
 from leadsync.db import create_engine, create_sessionmaker
+from leadsync.errors import ErrorResponse, responses
+from leadsync.headers import HeaderSizeLimit
 from leadsync.leads.api import internal as leads_internal
 from leadsync.leads.api import public as leads_public
-from leadsync.leads.schemas import ErrorResponse
+from leadsync.limits import MAX_ID
 from leadsync.logging import get_logger
 from leadsync.sync.api import router as sync_internal
 
@@ -109,7 +113,9 @@ async def _on_validation_error(_request: Request, exc: Exception) -> JSONRespons
             message = "is not a known field"
         field = _field_name(tuple(err.get("loc", ())))
         if err.get("type") == "json_invalid":
-            field, message = "body", "the body is not valid JSON"
+            # strictjson.loads() wrote the reason as a sentence.
+            field = "body"
+            message = str((err.get("ctx") or {}).get("error") or "the body is not valid JSON")
         elif field == "body" and err.get("type") in _NOT_AN_OBJECT:
             message = "the body must be a JSON object"
         errors.append({"field": field, "message": message})
@@ -125,6 +131,69 @@ async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(
         ErrorResponse.of(str(exc.detail)), status_code=exc.status_code, headers=exc.headers
     )
+
+
+# The database answering nothing (down, refusing, unreachable) is not the client's fault nor a
+# bug: 503 in the documented shape, and the cause in the log, not in the answer.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, OSError)
+
+
+async def _on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("db.unavailable", path=request.url.path, error_type=type(exc).__name__)
+    return JSONResponse(
+        ErrorResponse.of("the database is unavailable; try again later"),
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "5"},
+    )
+
+
+async def _on_unexpected_error(_request: Request, _exc: Exception) -> JSONResponse:
+    # A bug: the traceback is logged by the server; the client gets the documented shape.
+    return JSONResponse(
+        ErrorResponse.of("internal error"), status_code=status.HTTP_500_INTERNAL_SERVER_ERROR
+    )
+
+
+_BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+# FastAPI's OpenAPI model types bounds as floats, and 2**63 - 1 is not a float: it would be
+# published as 9.223372036854776e18, which is 2**63, a value the server refuses.
+_EXACT = {float(MAX_ID): MAX_ID}
+
+
+def _exact_bounds(node: Any) -> None:
+    """Put integral bounds back as exact integers, in place."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _BOUNDS and isinstance(value, float) and value.is_integer():
+                node[key] = _EXACT.get(value, int(value))
+            else:
+                _exact_bounds(value)
+    elif isinstance(node, list):
+        for item in node:
+            _exact_bounds(item)
+
+
+def _with_exact_bounds(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        spec = generate()  # cached by FastAPI; fixing it again is a no-op
+        _exact_bounds(spec)
+        return spec
+
+    return openapi
+
+
+class Health(BaseModel):
+    """The process answers."""
+
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    """The database is reachable and its schema is at head."""
+
+    status: Literal["ready"]
 
 
 async def readiness(engine: AsyncEngine) -> str | None:
@@ -176,30 +245,51 @@ def create_app(
     )
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    for unavailable in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, _on_database_unavailable)
+    app.add_exception_handler(Exception, _on_unexpected_error)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HeaderSizeLimit, max_bytes=settings.max_header_bytes)  # outermost
     app.include_router(leads_public)
     app.include_router(leads_internal)
     app.include_router(sync_internal)
+    app.openapi = _with_exact_bounds(app)  # type: ignore[method-assign]
 
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/healthz", tags=["health"], summary="The process is alive")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @app.get(
+        "/healthz",
+        operation_id="getHealth",
+        response_model=Health,
+        responses=responses(431),
+        tags=["health"],
+        summary="The process is alive",
+    )
+    async def healthz() -> Health:
+        return Health(status="ok")
 
     @app.get(
         "/readyz",
+        operation_id="getReadiness",
+        response_model=Readiness,
         tags=["health"],
         summary="Database reachable and schema at head",
-        responses={503: {"model": ErrorResponse}},
+        responses={
+            **responses(431),
+            503: {
+                "model": ErrorResponse,
+                "description": "The database is unreachable, or its schema is not at head "
+                "(the detail says which, and what to run).",
+            },
+        },
     )
-    async def readyz(request: Request) -> JSONResponse:
+    async def readyz(request: Request) -> Readiness | JSONResponse:
         reason = await readiness(request.app.state.ctx.engine)
         if reason is not None:
             return JSONResponse(ErrorResponse.of(reason), status_code=503)
-        return JSONResponse({"status": "ready"})
+        return Readiness(status="ready")
 
     return app
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
-from collections.abc import Coroutine
-from typing import Annotated, Any
+import traceback
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from leadsync import __version__, migrations
+from leadsync import __version__, dbcheck, migrations
 from leadsync.config import ConfigError, Settings, load_settings
 from leadsync.db import create_engine
+from leadsync.limits import MAX_ID, MAX_OLDER_THAN_SECONDS, MAX_RESYNC_IDS, MAX_RESYNC_LIMIT
 from leadsync.logging import configure_logging, get_logger
 
 app = typer.Typer(
@@ -37,6 +40,53 @@ def settings_or_exit(**overrides: object) -> Settings:
         log_format=settings.log_format, level=settings.log_level, secrets=settings.secrets
     )
     return settings
+
+
+T = TypeVar("T")
+
+
+def fail(line: str, *, settings: Settings, exc: BaseException | None = None) -> NoReturn:
+    """Print one line on stderr (the traceback first with LEADSYNC_LOG_LEVEL=DEBUG); exit 1."""
+    if exc is not None and settings.log_level == "DEBUG":
+        traceback.print_exception(exc)
+    typer.secho(f"leadsync: {line}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(1)
+
+
+def with_database(settings: Settings, run: Callable[[], T]) -> T:
+    """Run `run`; a database that cannot be used ends the command with one line (dbcheck)."""
+    try:
+        return run()
+    except Exception as exc:
+        line = dbcheck.explain(exc, settings.async_database_url)
+        if line is None:
+            raise
+        fail(line, settings=settings, exc=exc)
+
+
+def warn_without_hubspot_token(settings: Settings) -> None:
+    """Say once, at start, that leads will wait when no HubSpot token is configured."""
+    if settings.read_hubspot_token() is None:
+        typer.secho(
+            "leadsync: warning: no HubSpot token (set HUBSPOT_TOKEN or HUBSPOT_TOKEN_FILE): "
+            "leads are stored but none reaches HubSpot until one is set",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+
+
+async def _prepare_database(settings: Settings, *, migrate: bool) -> None:
+    """Connect; migrate to head, or require the schema at head (read-only commands)."""
+    if not migrate:
+        dbcheck.require_existing_file(settings.async_database_url)
+    engine = create_engine(settings.async_database_url)
+    try:
+        if migrate:
+            await migrations.upgrade(engine)
+        else:
+            await dbcheck.require_schema_at_head(engine)
+    finally:
+        await engine.dispose()
 
 
 def _version(value: bool) -> None:
@@ -82,11 +132,27 @@ def serve(
 
     from leadsync.app import SERVE_WORKER_ENV, app_from_environment
 
-    settings_or_exit()  # validate once, with one clear line, before any process starts
+    settings = settings_or_exit()  # validate once, with one clear line, before any process
+    # Reach and migrate the database here, where a failure is one line, rather than in the
+    # app's lifespan, where uvicorn prints the driver's traceback.
+    with_database(settings, lambda: asyncio.run(_prepare_database(settings, migrate=True)))
+    if worker:
+        warn_without_hubspot_token(settings)
     os.environ[SERVE_WORKER_ENV] = "1" if worker else "0"
     typer.echo(f"leadsync {__version__}: API docs at http://{host}:{port}/docs")
+    # Request heads are bounded while they are read (leadsync/headers.py): the protocol takes
+    # its limit from h11_max_incomplete_event_size, which also bounds uvicorn's h11.
+    protocol, head_limit = "leadsync.headers:BoundedHttpToolsProtocol", settings.max_header_bytes
     if processes == 1:
-        uvicorn.run(app_from_environment(), host=host, port=port, log_config=None, access_log=False)
+        uvicorn.run(
+            app_from_environment(),
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            http=protocol,
+            h11_max_incomplete_event_size=head_limit,
+        )
         return
     # Several processes: uvicorn imports the factory in each; settings come from the same
     # environment, migrations are serialised by the database (advisory lock / BEGIN IMMEDIATE).
@@ -98,6 +164,8 @@ def serve(
         port=port,
         log_config=None,
         access_log=False,
+        http=protocol,
+        h11_max_incomplete_event_size=head_limit,
     )
 
 
@@ -113,7 +181,7 @@ def migrate() -> None:
         finally:
             await engine.dispose()
 
-    before, after = asyncio.run(run())
+    before, after = with_database(settings, lambda: asyncio.run(run()))
     if before == after:
         typer.echo(f"schema already at {after}")
     else:
@@ -133,7 +201,13 @@ def worker(
     SIGTERM or Ctrl-C drains: in-flight batches finish or release their leases before exit.
     """
     settings = settings_or_exit()
-    run_fast(_run_worker(settings, metrics_port=metrics_port, metrics_host=metrics_host))
+    warn_without_hubspot_token(settings)
+    with_database(
+        settings,
+        lambda: run_fast(
+            _run_worker(settings, metrics_port=metrics_port, metrics_host=metrics_host)
+        ),
+    )
 
 
 def run_fast(main: Coroutine[Any, Any, None]) -> None:
@@ -176,26 +250,60 @@ async def _run_worker(settings: Settings, *, metrics_port: int | None, metrics_h
         log.info("sync.worker.signal", action="draining")
 
 
+def _finite(value: float | None) -> float | None:
+    # click's FloatRange lets "nan" through (every comparison with NaN is false).
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter("must be a finite number of seconds")
+    return value
+
+
 @app.command("resync-failed")
 def resync_failed(
     lead_id: Annotated[
         list[int] | None,
-        typer.Option("--lead-id", min=1, help="Only this lead (repeat for several)."),
+        typer.Option(
+            "--lead-id",
+            min=1,
+            max=MAX_ID,
+            help=f"Only this lead (repeat for several, at most {MAX_RESYNC_IDS:,}).",
+        ),
     ] = None,
     older_than: Annotated[
         float | None,
-        typer.Option(min=0, help="Only leads whose last attempt is at least SECONDS old."),
+        typer.Option(
+            min=0,
+            max=MAX_OLDER_THAN_SECONDS,
+            callback=_finite,
+            help="Only leads whose last attempt is at least SECONDS old "
+            f"(0 to {MAX_OLDER_THAN_SECONDS:,}).",
+        ),
     ] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="Requeue at most this many.")] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=MAX_RESYNC_LIMIT,
+            help=f"Requeue at most this many (1 to {MAX_RESYNC_LIMIT:,}).",
+        ),
+    ] = None,
 ) -> None:
     """Put FAILED leads back in the queue (attempts reset; the last error stays until replaced)."""
     from leadsync.sync.api import ResyncRequest
     from leadsync.sync.api import resync_failed as requeue
 
     settings = settings_or_exit()
+    if lead_id is not None and len(lead_id) > MAX_RESYNC_IDS:
+        typer.secho(
+            f"leadsync: at most {MAX_RESYNC_IDS:,} --lead-id options at once "
+            f"(got {len(lead_id):,}); run the command several times",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise typer.Exit(2)
     request = ResyncRequest(lead_ids=lead_id or None, older_than_seconds=older_than, limit=limit)
 
     async def run() -> int:
+        await _prepare_database(settings, migrate=False)
         engine = create_engine(settings.async_database_url)
         try:
             from leadsync.db import create_sessionmaker
@@ -204,7 +312,8 @@ def resync_failed(
         finally:
             await engine.dispose()
 
-    typer.echo(f"requeued {asyncio.run(run())} FAILED lead(s)")
+    requeued = with_database(settings, lambda: asyncio.run(run()))
+    typer.echo(f"requeued {requeued} FAILED lead(s)")
 
 
 @app.command()
@@ -218,13 +327,14 @@ def status(
     settings = settings_or_exit()
 
     async def run() -> SyncStatusOut:
+        await _prepare_database(settings, migrate=False)
         engine = create_engine(settings.async_database_url)
         try:
             return await sync_status(create_sessionmaker(engine), settings=settings)
         finally:
             await engine.dispose()
 
-    report = asyncio.run(run())
+    report = with_database(settings, lambda: asyncio.run(run()))
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
         return

@@ -177,6 +177,14 @@ class Settings(BaseSettings):
     max_body_bytes: Annotated[
         int, Field(gt=0, validation_alias=_alias("LEADSYNC_MAX_BODY_BYTES", "max_body_bytes"))
     ] = 64 * 1024
+    max_header_bytes: Annotated[
+        int,
+        Field(
+            ge=1024,
+            le=1024 * 1024,
+            validation_alias=_alias("LEADSYNC_MAX_HEADER_BYTES", "max_header_bytes"),
+        ),
+    ] = 16 * 1024
 
     # --- the sync engine -------------------------------------------------------------
     poll_interval_seconds: Annotated[

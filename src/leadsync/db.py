@@ -81,6 +81,9 @@ def _sqlite_on_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+CONNECT_TIMEOUT_SECONDS = 10.0
+
+
 def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
     """Create the async engine for a URL that already names its async driver."""
     if url.startswith("sqlite"):
@@ -102,6 +105,8 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
         max_overflow=pool_size,
         pool_pre_ping=True,
         pool_recycle=1800,
+        # asyncpg waits 60 s by default for a host that does not answer.
+        connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
     )
 
 

@@ -169,6 +169,63 @@ async def test_invalid_lead_is_422_naming_each_field(
     assert await count_leads(engine) == 0
 
 
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ("user@xn--bcher-kva.de", "user@xn--bcher-kva.de"),  # used to become user@bücher.de
+        ("User@Bücher.DE", "user@xn--bcher-kva.de"),
+        (" ANA@EXAMPLE.COM\u00a0", "ana@example.com"),
+    ],
+)
+async def test_email_is_stored_in_its_canonical_form(
+    app_client: httpx.AsyncClient, engine: AsyncEngine, sent: str, stored: str
+) -> None:
+    response = await post_lead(app_client, {"email": sent})
+
+    assert response.status_code == 201, response.text
+    assert response.json()["email"] == stored
+    assert (await lead_row(engine, response.json()["id"]))["email"] == stored
+
+
+async def test_unicode_and_punycode_spellings_are_one_submission(
+    app_client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    first = await post_lead(app_client, {"email": "ana@bücher.de"}, **{"Idempotency-Key": "idn"})
+    again = await post_lead(
+        app_client, {"email": "Ana@xn--bcher-kva.de"}, **{"Idempotency-Key": "idn"}
+    )
+
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert await count_leads(engine) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "says"),
+    [
+        ({"email": "İstanbul@example.com"}, "email", "must use only ASCII before the @"),
+        ({"email": "a" * 65 + "@example.com"}, "email", "at most 64 are allowed"),
+        ({"email": "ana@example.com\t"}, "email", "control characters"),
+        ({"email": "a@example.com", "firstname": "Ana\x1f"}, "firstname", "control characters"),
+        ({"email": "a@example.com", "company": "\x1cAcme"}, "company", "control characters"),
+        ({"email": "a@example.com", "message": "hi\x1e"}, "message", "control characters"),
+    ],
+)
+async def test_what_cannot_be_stored_as_sent_is_422_not_bent(
+    app_client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    body: dict[str, Any],
+    field: str,
+    says: str,
+) -> None:
+    response = await post_lead(app_client, body)
+
+    assert response.status_code == 422, response.text
+    errors = response.json()["errors"]
+    assert [e["field"] for e in errors] == [field]
+    assert says in errors[0]["message"]
+    assert await count_leads(engine) == 0
+
+
 async def test_unknown_field_message_says_so(app_client: httpx.AsyncClient) -> None:
     response = await post_lead(app_client, {"email": "a@example.com", "utm_source": "ads"})
 
@@ -184,6 +241,42 @@ async def test_invalid_json_is_422(app_client: httpx.AsyncClient, raw: bytes) ->
 
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "body"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b'{"email": "a@example.com", "email": "b@example.com"}',
+         "the body is ambiguous: the key 'email' appears more than once"),
+        (b'{"email": "a@example.com", "firstname": "Ana", "firstname": "Ana"}',
+         "the body is ambiguous: the key 'firstname' appears more than once"),
+        (b'{"email": "a@example.com", "x": NaN}',
+         "the body is not valid JSON: NaN is not a JSON number"),
+        (b'{"email": "a@example.com", "x": ' + b"9" * 400 + b'.5}',
+         "the body holds a number too large for a float: " + "9" * 40),
+        (b'{"email": "a@example.com", "firstname": "Ana\\udc00"}',
+         "the body holds a string that is not Unicode text (an unpaired surrogate escape such "
+         "as \\ud800)"),
+        (b'{"email": "a@example.com", "x": ' + b"9" * 4301 + b"}",
+         "the body holds an integer with more than 4,300 digits"),
+        (b'{"email": "a@example.com", "x": ' + b"[" * 1000 + b"]" * 1000 + b"}",
+         "the body is nested too deeply"),
+        (b'{"email": "a@example.com\xff"}', "the body is not valid JSON: invalid UTF-8 at byte 24"),
+        ('{"email": "a@example.com"}'.encode("utf-16"),
+         "the body is not valid JSON: invalid UTF-8 at byte 0"),
+    ],
+)  # fmt: skip
+async def test_ambiguous_or_non_standard_json_is_422_saying_why(
+    app_client: httpx.AsyncClient, engine: AsyncEngine, raw: bytes, message: str
+) -> None:
+    response = await app_client.post("/leads", content=raw, headers=JSON)
+
+    assert response.status_code == 422, response.text
+    assert response.json() == {
+        "detail": "invalid request: body",
+        "errors": [{"field": "body", "message": message}],
+    }
+    assert await count_leads(engine) == 0
 
 
 @pytest.mark.parametrize("raw", [b"[]", b'["a@example.com"]', b'"a@example.com"', b"42", b"null"])
@@ -471,7 +564,8 @@ async def test_list_filters_by_status(app_client: httpx.AsyncClient, engine: Asy
 @pytest.mark.parametrize(
     "params",
     [{"status": "DONE"}, {"limit": 0}, {"limit": 501}, {"after": 0}, {"after": "x"},
-     {"after": 2**63}],
+     {"after": 2**63}, {"limit": "1.0"}, {"limit": "+5"}, {"limit": " 5"}, {"limit": "1_0"},
+     {"limit": "true"}, {"after": "\u0661"}, {"limit": ""}],
 )  # fmt: skip
 async def test_list_rejects_bad_parameters(
     app_client: httpx.AsyncClient, params: dict[str, Any]
@@ -545,12 +639,25 @@ async def test_get_unknown_lead_is_404(app_client: httpx.AsyncClient) -> None:
     assert response.json()["detail"] == "no lead with id 999999"
 
 
-@pytest.mark.parametrize("lead_id", ["0", "-1", "abc", str(2**63)])
-async def test_get_lead_with_a_bad_id_is_422(app_client: httpx.AsyncClient, lead_id: str) -> None:
+@pytest.mark.parametrize("lead_id", ["0", str(2**63)])
+async def test_get_lead_with_an_id_out_of_range_is_422(
+    app_client: httpx.AsyncClient, lead_id: str
+) -> None:
     response = await app_client.get(f"/internal/leads/{lead_id}", headers=INTERNAL_HEADERS)
 
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "lead_id"
+
+
+@pytest.mark.parametrize("lead_id", ["-1", "abc", "1.0", "+1"])
+async def test_a_path_that_is_not_a_lead_id_is_404(
+    app_client: httpx.AsyncClient, lead_id: str
+) -> None:
+    # Only digits name a lead, so that /internal/leads/resync-failed is not a lead id.
+    response = await app_client.get(f"/internal/leads/{lead_id}", headers=INTERNAL_HEADERS)
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not Found", "errors": []}
 
 
 async def test_timestamps_of_rows_written_by_sql_are_utc(

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from leadsync.leads.schemas import IDEMPOTENCY_KEY_RE, LeadIn
+from leadsync.leads.schemas import (
+    IDEMPOTENCY_KEY_RE,
+    MESSAGE_PATTERN,
+    PHONE_PATTERN,
+    SINGLE_LINE_PATTERN,
+    SPACE_CHARS,
+    SPACES,
+    LeadIn,
+)
 
 EMAIL = "ana@example.com"
 # 64 + 1 + 189 = 254 characters, the longest address SMTP allows.
@@ -52,13 +63,14 @@ def test_email_length_limit() -> None:
 
 
 def test_email_is_trimmed_and_lowercased() -> None:
-    assert LeadIn(email="  Ana.Garcia@Example.COM \t").email == "ana.garcia@example.com"
+    assert LeadIn(email="  Ana.Garcia@Example.COM \u3000").email == "ana.garcia@example.com"
 
 
 @pytest.mark.parametrize(
     "email",
     ["", "   ", "not-an-email", "ana@", "@example.com", "ana@example", "ana garcia@example.com",
-     "ana@exa mple.com", "ana@exa\nmple.com", "ana\x00@example.com", "ana@example.com\r\nBcc: x"],
+     "ana@exa mple.com", "ana@exa\nmple.com", "ana\x00@example.com", "ana@example.com\r\nBcc: x",
+     "ana@example.com\t", "\x1fana@example.com", "ana@example.com\x85", "ana@example.com\u2028"],
 )  # fmt: skip
 def test_invalid_email_is_rejected(email: str) -> None:
     assert set(errors_of(email=email)) == {"email"}
@@ -154,3 +166,92 @@ def test_fingerprint_is_stable_over_normalisation_and_sees_every_field() -> None
 )  # fmt: skip
 def test_idempotency_key_charset_and_length(key: str, valid: bool) -> None:
     assert bool(IDEMPOTENCY_KEY_RE.match(key)) is valid
+
+
+# --- one rule for control characters, applied before stripping -------------------------------
+
+
+@pytest.mark.parametrize("field", ["firstname", "lastname", "company", "source", "phone"])
+@pytest.mark.parametrize(
+    "bad",
+    ["Ana\x1f", "\x1cAna", "Ana\x1d", "Ana\x1e", "12\x0b", "Ana\x85", "\x9fAna", "Ana\u2028",
+     "\u2029Ana", "Ana\n", "\tAna", "Ana\r\n"],
+)  # fmt: skip
+def test_control_characters_are_refused_even_where_strip_would_remove_them(
+    field: str, bad: str
+) -> None:
+    # str.strip() removes U+001C-U+001F, U+0085, U+2028...: checking after it stored "Ana".
+    errors = errors_of(email=EMAIL, **{field: bad})
+
+    assert set(errors) == {field}
+    assert "control characters" in errors[field]
+
+
+@pytest.mark.parametrize("bad", ["hi\x1f", "\x1chi", "hi\x85", "hi\x0b", "hi\x0c"])
+def test_message_refuses_control_characters_at_its_ends_too(bad: str) -> None:
+    assert set(errors_of(email=EMAIL, message=bad)) == {"message"}
+
+
+def test_surrounding_unicode_spaces_are_stripped_after_the_check() -> None:
+    lead = LeadIn(
+        email="\u00a0ana@example.com ",
+        firstname="\u3000Ana\u2009",
+        phone="\u202f+34 600\u00a0",
+        message="\n\tHello\u2028 there\r\n ",
+    )
+
+    assert (lead.email, lead.firstname, lead.phone, lead.message) == (
+        "ana@example.com",
+        "Ana",
+        "+34 600",
+        "Hello\u2028 there",
+    )
+
+
+def test_space_chars_are_python_whitespace_less_what_the_rule_refuses() -> None:
+    refused = {chr(c) for c in [*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029]}
+    whitespace = {chr(c) for c in range(0x110000) if chr(c).isspace()}
+
+    assert set(SPACE_CHARS) == whitespace - refused
+    assert all(re.fullmatch(f"[{SPACES}]", c) for c in SPACE_CHARS)
+    assert not any(re.fullmatch(f"[{SPACES}]", c) for c in refused | {"x", "\u200b"})
+
+
+# The patterns published in /openapi.json are what the validators enforce: a value the
+# pattern allows is accepted, and one it refuses is a 422 (lengths aside).
+_INTERESTING = st.sampled_from(
+    list("\x00\x08\t\n\x0b\x0c\r\x1c\x1f \x7f\x85\x9f\xa0\u1680\u2000\u200b\u2028\u2029\u3000")
+    + list("+()-./x0123456789ext")
+)
+# No lone surrogates: they cannot arrive in a body (strictjson refuses them).
+_TEXT = st.text(st.one_of(_INTERESTING, st.characters(exclude_categories=["Cs"])), max_size=20)
+
+
+@pytest.mark.parametrize(
+    ("field", "pattern"),
+    [("firstname", SINGLE_LINE_PATTERN), ("source", SINGLE_LINE_PATTERN),
+     ("phone", PHONE_PATTERN), ("message", MESSAGE_PATTERN)],
+)  # fmt: skip
+@settings(max_examples=400, deadline=None)
+@given(value=_TEXT)
+def test_published_pattern_and_validator_agree(field: str, pattern: str, value: str) -> None:
+    allowed = re.fullmatch(pattern, value) is not None
+    try:
+        LeadIn(email=EMAIL, **{field: value})
+    except ValidationError:
+        accepted = False
+    else:
+        accepted = True
+
+    assert accepted == allowed, (field, value)
+
+
+def test_schema_publishes_the_patterns_and_email_format() -> None:
+    properties = LeadIn.model_json_schema()["properties"]
+
+    assert properties["email"]["format"] == "email"
+    assert properties["email"]["maxLength"] == 254
+    for field in ("firstname", "lastname", "company", "source"):
+        assert properties[field]["anyOf"][0]["pattern"] == SINGLE_LINE_PATTERN
+    assert properties["phone"]["anyOf"][0]["pattern"] == PHONE_PATTERN
+    assert properties["message"]["anyOf"][0]["pattern"] == MESSAGE_PATTERN

@@ -4,69 +4,109 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
+from pydantic import BeforeValidator
 
 from leadsync.auth import InternalAuth
 from leadsync.context import AppContext, get_context
 from leadsync.db import transaction
+from leadsync.errors import responses
 from leadsync.leads import service
 from leadsync.leads.models import SyncStatus
 from leadsync.leads.schemas import (
+    IDEMPOTENCY_KEY_PATTERN,
     IDEMPOTENCY_KEY_RE,
-    ErrorResponse,
     LeadDetail,
     LeadIn,
     LeadOut,
     LeadPage,
 )
+from leadsync.limits import DEFAULT_PAGE_SIZE, MAX_ID, MAX_PAGE_SIZE
 from leadsync.metrics import LEADS_CREATED
+from leadsync.strictjson import StrictJSONRoute
 
-public = APIRouter(tags=["leads"])
-internal = APIRouter(prefix="/internal", tags=["internal"], dependencies=[InternalAuth])
+public = APIRouter(tags=["leads"], route_class=StrictJSONRoute)
+internal = APIRouter(
+    prefix="/internal", tags=["internal"], dependencies=[InternalAuth], route_class=StrictJSONRoute
+)
 
 Ctx = Annotated[AppContext, Depends(get_context)]
-MAX_ID = 2**63 - 1
-_ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse, "description": text}
-    for code, text in (
-        (409, "The Idempotency-Key was already used with a different body."),
-        (413, "The body is larger than the limit (64 KiB by default)."),
-        (422, "A field is missing or invalid; `errors` names each one."),
-    )
+
+IDEMPOTENCY_KEY = "Idempotency-Key"
+_LOCATION = {
+    "Location": {
+        "description": "`/internal/leads/{id}`: where operators read the lead.",
+        "schema": {"type": "string"},
+    }
+}
+_IDEMPOTENCY_KEY_PARAMETER = {
+    "name": IDEMPOTENCY_KEY,
+    "in": "header",
+    "required": False,
+    "description": "Makes a double-submitted form safe: the same key and body return the first "
+    "lead (200); the same key with another body answers 409. 1 to 255 printable ASCII "
+    "characters without spaces, sent at most once; otherwise 400.",
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 255,
+        "pattern": IDEMPOTENCY_KEY_PATTERN,
+    },
 }
 
 
-@public.post(
-    "/leads",
-    status_code=status.HTTP_201_CREATED,
-    response_model=LeadOut,
-    responses={
-        200: {"model": LeadOut, "description": "A replay of an earlier submission."},
-        **_ERRORS,
-    },
-    summary="Submit a lead from the website",
-)
-async def create_lead(
-    data: LeadIn,
-    response: Response,
-    ctx: Ctx,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            description="Makes a double-submitted form safe: the same key and body return "
-            "the first lead (200); the same key with another body answers 409.",
-        ),
-    ] = None,
-) -> LeadOut:
-    """Store the lead in one transaction; it syncs to HubSpot after commit."""
-    if idempotency_key is not None and not IDEMPOTENCY_KEY_RE.match(idempotency_key):
+def _digits_only(value: object) -> object:
+    # Query and path values arrive as text; int() would also take "+1", " 1", "1_000" or "1.0".
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("must be a whole number written with the digits 0-9")
+    return value
+
+
+Digits = BeforeValidator(_digits_only)
+
+
+def idempotency_key(request: Request) -> str | None:
+    """Return the request's Idempotency-Key, or None; 400 when invalid or repeated."""
+    keys = request.headers.getlist(IDEMPOTENCY_KEY)
+    if not keys:
+        return None
+    if len(keys) > 1:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            f"Idempotency-Key was sent {len(keys)} times; send it once",
+        )
+    if not IDEMPOTENCY_KEY_RE.match(keys[0]):
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST,
             "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces",
         )
+    return keys[0]
+
+
+@public.post(
+    "/leads",
+    operation_id="createLead",
+    status_code=status.HTTP_201_CREATED,
+    response_model=LeadOut,
+    responses={
+        201: {"description": "The lead is stored.", "headers": _LOCATION},
+        200: {
+            "model": LeadOut,
+            "description": "A replay: this Idempotency-Key and body were submitted before; "
+            "the first lead is returned.",
+            "headers": _LOCATION,
+        },
+        **responses(400, 409, 413, 422, 431, 503),
+    },
+    openapi_extra={"parameters": [_IDEMPOTENCY_KEY_PARAMETER]},
+    summary="Submit a lead from the website",
+)
+async def create_lead(data: LeadIn, request: Request, response: Response, ctx: Ctx) -> LeadOut:
+    """Store the lead in one transaction; it syncs to HubSpot after commit."""
+    key = idempotency_key(request)
     try:
         async with transaction(ctx.sessions) as session:
-            stored = await service.create_lead(session, data=data, idempotency_key=idempotency_key)
+            stored = await service.create_lead(session, data=data, idempotency_key=key)
     except service.IdempotencyConflict:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
@@ -81,15 +121,31 @@ async def create_lead(
     return LeadOut.model_validate(stored.lead)
 
 
-@internal.get("/leads", response_model=LeadPage, summary="List leads, newest first")
+@internal.get(
+    "/leads",
+    operation_id="listLeads",
+    response_model=LeadPage,
+    responses=responses(401, 422, 431, 503),
+    summary="List leads, newest first",
+)
 async def list_leads(
     ctx: Ctx,
     status_: Annotated[
         SyncStatus | None, Query(alias="status", description="Only leads in this sync status.")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Annotated[
+        int,
+        Query(ge=1, le=MAX_PAGE_SIZE, description=f"Page size, 1 to {MAX_PAGE_SIZE}."),
+        Digits,
+    ] = DEFAULT_PAGE_SIZE,
     after: Annotated[
-        int | None, Query(ge=1, le=MAX_ID, description="The `next_after` of the previous page.")
+        int | None,
+        Query(
+            ge=1,
+            le=MAX_ID,
+            description="The `next_after` of the previous page (1 to 2^63-1).",
+        ),
+        Digits,
     ] = None,
 ) -> LeadPage:
     """Return one page of leads with every sync column (keyset pagination)."""
@@ -99,8 +155,19 @@ async def list_leads(
     return LeadPage(items=items, next_after=items[-1].id if len(items) == limit else None)
 
 
-@internal.get("/leads/{lead_id}", response_model=LeadDetail, summary="One lead, all sync columns")
-async def get_lead(ctx: Ctx, lead_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> LeadDetail:
+# `:int` makes the route match digits only, so `/internal/leads/resync-failed` is never taken
+# for a lead id: a GET there is a 405 (Allow: POST), not a 422 about `lead_id`.
+@internal.get(
+    "/leads/{lead_id:int}",
+    operation_id="getLead",
+    response_model=LeadDetail,
+    responses=responses(401, 404, 422, 431, 503),
+    summary="One lead, all sync columns",
+)
+async def get_lead(
+    ctx: Ctx,
+    lead_id: Annotated[int, Path(ge=1, le=MAX_ID, description="The lead's id, 1 to 2^63-1.")],
+) -> LeadDetail:
     """Return one lead with every sync column."""
     async with ctx.sessions() as session:
         lead = await service.get_lead(session, lead_id=lead_id)

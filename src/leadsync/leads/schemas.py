@@ -6,31 +6,63 @@ import datetime as dt
 import hashlib
 import json
 import re
-from typing import Annotated, Any
+from typing import Annotated
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-# Control characters break CRMs and PostgreSQL rejects NUL outright; a message may keep
-# line breaks and tabs, single-line fields may not.
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_SINGLE_LINE_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-_PHONE_RE = re.compile(r"^\+?[0-9 ()./\-]*[0-9][0-9 ()./\-]*(?:\s*(?:x|ext\.?)\s*[0-9]{1,6})?$")
+from leadsync.emails import EMAIL_PATTERN, MAX_EMAIL, canonical_email
+from leadsync.leads.models import SyncStatus
+
+# Text fields follow one rule, in this order (docs/api.md, "Text fields"):
+#   1. refuse control characters (Unicode Cc: U+0000-U+001F, U+007F-U+009F); `message` may
+#      keep tab, LF and CR; single-line fields also refuse the Unicode line and paragraph
+#      separators U+2028/U+2029 (unpaired surrogates never get here: strictjson refuses them);
+#   2. then a field's own pattern (phone);
+#   3. then strip surrounding whitespace (the characters below; the message also loses
+#      surrounding line breaks and tabs);
+#   4. a value left empty is null (an email is required).
+# Refusing before stripping matters: Python's strip() also removes U+001C-U+001F, so
+# "Ana\x1f" would otherwise be stored as "Ana". The patterns are published in the OpenAPI
+# schema as they are used here.
+# Python's whitespace less what step 1 refuses: the characters strip() removes in step 3.
+SPACE_CHARS = " \u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u202f\u205f\u3000"
+SPACES = r"\u0020\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000"  # the same, as a class
+SINGLE_LINE_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$"
+MESSAGE_PATTERN = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+_PHONE_CORE = r"\+?[0-9 ()./-]*[0-9][0-9 ()./-]*(?: *(?:x|ext\.?) *[0-9]{1,6})?"
+PHONE_PATTERN = rf"^[{SPACES}]*(?:{_PHONE_CORE})?[{SPACES}]*$"
+_SINGLE_LINE_RE = re.compile(SINGLE_LINE_PATTERN)
+_MESSAGE_RE = re.compile(MESSAGE_PATTERN)
+_PHONE_RE = re.compile(PHONE_PATTERN)
 # \Z, not $: "$" also matches before a trailing newline.
+IDEMPOTENCY_KEY_PATTERN = r"^[\u0021-\u007e]{1,255}$"
 IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}\Z")
 
+_CONTROL = "must not contain control characters (U+0000-U+001F, U+007F-U+009F)"
 
-def _single_line(value: str | None) -> str | None:
-    if value is None:
-        return None
-    value = value.strip()
-    if _SINGLE_LINE_CONTROL_RE.search(value):
-        raise ValueError("must be a single line without control characters")
-    return value or None
+
+def _single_line(value: str) -> str:
+    """Apply steps 1 and 3 of the rule to a single-line value; return it stripped."""
+    if not _SINGLE_LINE_RE.fullmatch(value):
+        raise ValueError(f"{_CONTROL} or line breaks")
+    return value.strip(SPACE_CHARS)
+
+
+# String types whose pattern is published in the schema but checked by the validators below
+# (fullmatch, as JSON Schema means it), so that each refusal reads well.
+_SingleLine = {"pattern": SINGLE_LINE_PATTERN}
+Name = Annotated[str, Field(max_length=100, json_schema_extra=_SingleLine)]
+Source = Annotated[str, Field(max_length=64, json_schema_extra=_SingleLine)]
+Phone = Annotated[str, Field(max_length=32, json_schema_extra={"pattern": PHONE_PATTERN})]
+Message = Annotated[str, Field(max_length=5000, json_schema_extra={"pattern": MESSAGE_PATTERN})]
 
 
 class LeadIn(BaseModel):
-    """A lead as the website's form submits it."""
+    """A lead as the website's form submits it.
+
+    Every text field: control characters are refused, then surrounding whitespace is
+    stripped, then an empty value is null. Lengths count the characters sent.
+    """
 
     model_config = ConfigDict(
         extra="forbid",
@@ -49,55 +81,69 @@ class LeadIn(BaseModel):
         },
     )
 
-    email: Annotated[str, Field(max_length=254, description="Required; stored lowercased.")]
-    firstname: Annotated[str | None, Field(max_length=100)] = None
-    lastname: Annotated[str | None, Field(max_length=100)] = None
+    email: Annotated[
+        str,
+        Field(
+            max_length=MAX_EMAIL,
+            json_schema_extra={"format": "email", "pattern": EMAIL_PATTERN},
+            description="Required. Stored and sent to HubSpot in its canonical form: ASCII "
+            "letters lowercased, the domain in ASCII (punycode), e.g. `Ana@Bücher.DE` becomes "
+            "`ana@xn--bcher-kva.de`. The part before the @ must be ASCII, at most 64 "
+            "characters; at most 254 characters in all once the domain is ASCII; the domain "
+            "needs a dot, and special-use "
+            "domains (.test, .invalid, .local, .localhost, .onion, .arpa) are refused.",
+        ),
+    ]
+    firstname: Name | None = None
+    lastname: Name | None = None
     phone: Annotated[
-        str | None,
-        Field(max_length=32, description="Digits, spaces and + ( ) - . / and an extension."),
+        Phone | None,
+        Field(description="Digits, spaces and + ( ) - . / and an extension (`x 12`, `ext. 12`)."),
     ] = None
-    company: Annotated[str | None, Field(max_length=100)] = None
-    message: Annotated[str | None, Field(max_length=5000)] = None
+    company: Name | None = None
+    message: Annotated[
+        Message | None,
+        Field(description="May hold line breaks and tabs."),
+    ] = None
     source: Annotated[
-        str | None, Field(max_length=64, description="Where the lead came from, e.g. a form name.")
+        Source | None,
+        Field(description="Where the lead came from, e.g. a form name."),
     ] = None
 
     @field_validator("email")
     @classmethod
     def _check_email(cls, value: str) -> str:
-        value = value.strip()
+        value = _single_line(value)
         if not value:
             raise ValueError("is required")
-        if _SINGLE_LINE_CONTROL_RE.search(value):
-            raise ValueError("must not contain control characters")
-        try:
-            checked = validate_email(value, check_deliverability=False)
-        except EmailNotValidError as exc:
-            raise ValueError(f"is not a valid email address: {exc}") from None
-        # HubSpot treats email case-insensitively; one canonical form avoids twin contacts.
-        return checked.normalized.lower()
+        return canonical_email(value)
 
     @field_validator("firstname", "lastname", "company", "source")
     @classmethod
     def _check_single_line(cls, value: str | None) -> str | None:
-        return _single_line(value)
+        return None if value is None else _single_line(value) or None
 
     @field_validator("phone")
     @classmethod
     def _check_phone(cls, value: str | None) -> str | None:
-        value = _single_line(value)
-        if value is not None and not _PHONE_RE.match(value):
-            raise ValueError("may contain only digits, spaces and + ( ) - . / and an extension")
-        return value
+        if value is None:
+            return None
+        if not _SINGLE_LINE_RE.fullmatch(value):
+            raise ValueError(f"{_CONTROL} or line breaks")
+        if not _PHONE_RE.fullmatch(value):
+            raise ValueError(
+                "may contain only digits, spaces and + ( ) - . / and an extension (x 12)"
+            )
+        return value.strip(SPACE_CHARS) or None
 
     @field_validator("message")
     @classmethod
     def _check_message(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        if _CONTROL_RE.search(value):
-            raise ValueError("must not contain control characters other than line breaks and tabs")
-        return value.strip() or None
+        if not _MESSAGE_RE.fullmatch(value):
+            raise ValueError(f"{_CONTROL} other than tab, LF and CR")
+        return value.strip(SPACE_CHARS + "\t\n\r\u2028\u2029") or None
 
     def fingerprint(self) -> str:
         """Return a stable hash of the normalised lead, to recognise a replayed submission."""
@@ -119,7 +165,7 @@ class LeadOut(BaseModel):
     message: str | None
     source: str | None
     created_at: dt.datetime
-    hubspot_sync_status: str
+    hubspot_sync_status: SyncStatus
 
 
 class LeadDetail(LeadOut):
@@ -141,22 +187,3 @@ class LeadPage(BaseModel):
 
     items: list[LeadDetail]
     next_after: int | None
-
-
-class ErrorItem(BaseModel):
-    """One problem with one field of the request."""
-
-    field: str
-    message: str
-
-
-class ErrorResponse(BaseModel):
-    """Every 4xx/5xx body: a sentence to show, and per-field details when there are any."""
-
-    detail: str
-    errors: list[ErrorItem] = Field(default_factory=list)
-
-    @classmethod
-    def of(cls, detail: str, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """Return the JSON body for a detail and optional field errors."""
-        return cls(detail=detail, errors=[ErrorItem(**e) for e in errors or []]).model_dump()

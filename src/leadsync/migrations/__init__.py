@@ -29,6 +29,12 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+def known_revisions() -> set[str]:
+    """Return every revision shipped with this version of leadsync."""
+    script = ScriptDirectory.from_config(alembic_config())
+    return {revision.revision for revision in script.walk_revisions()}
+
+
 def current_revision(connection: Connection) -> str | None:
     """Return the revision the database is at, or None when it was never migrated."""
     return MigrationContext.configure(connection).get_current_revision()

@@ -26,7 +26,9 @@ class InvalidBatch(enum.StrEnum):
 
 def sandbox(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port; 0 picks a free one.")] = 8089,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="TCP port; 0 picks a free one.")
+    ] = 8089,
     token: Annotated[
         list[str] | None,
         typer.Option(
@@ -130,11 +132,22 @@ def sandbox(
             extra_properties=frozenset(extra_property or ()),
             seed=seed,
         )
-    except (ValidationError, ValueError) as exc:
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"--{'-'.join(str(p) for p in err['loc']).replace('_', '-')}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        )
+        typer.echo(f"invalid sandbox option: {problems}", err=True)
+        raise typer.Exit(2) from None
+    except ValueError as exc:
         typer.echo(f"invalid sandbox option: {exc}", err=True)
         raise typer.Exit(2) from None
     app = create_sandbox_app(config)
-    sock = bind_socket(host=host, port=port)
+    try:
+        sock = bind_socket(host=host, port=port)
+    except OSError as exc:
+        typer.echo(f"leadsync sandbox: cannot listen on {host}:{port}: {exc.strerror}", err=True)
+        raise typer.Exit(1) from None
     url = socket_url(sock)
     tokens = ", ".join(sorted(config.tokens))
     # Printed before serving on purpose: the socket already listens, so the URL is usable.

@@ -13,26 +13,55 @@ from leadsync.auth import InternalAuth
 from leadsync.config import Settings
 from leadsync.context import AppContext, get_context
 from leadsync.db import transaction, utcnow
+from leadsync.errors import responses
+from leadsync.limits import MAX_ID, MAX_OLDER_THAN_SECONDS, MAX_RESYNC_IDS, MAX_RESYNC_LIMIT
+from leadsync.strictjson import StrictJSONRoute
 from leadsync.sync import queue
 from leadsync.sync.gate import Gate
 
-router = APIRouter(prefix="/internal", tags=["sync"], dependencies=[InternalAuth])
+router = APIRouter(
+    prefix="/internal", tags=["sync"], dependencies=[InternalAuth], route_class=StrictJSONRoute
+)
 Ctx = Annotated[AppContext, Depends(get_context)]
 
 
 class ResyncRequest(BaseModel):
-    """Which FAILED leads to requeue; every filter is optional and they combine with AND."""
+    """Which FAILED leads to requeue; every filter is optional and they combine with AND.
 
-    model_config = ConfigDict(extra="forbid")
+    Strict: an operator's typo must not act on real rows, so `true` is not lead 1 and `"2"` is
+    not lead 2; numbers outside their range are refused rather than clamped.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     lead_ids: Annotated[
-        list[Annotated[int, Field(ge=1, le=2**63 - 1)]] | None,
-        Field(max_length=10_000, description="Only these leads."),
+        list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None,
+        Field(
+            max_length=MAX_RESYNC_IDS,
+            description=f"Only these leads (at most {MAX_RESYNC_IDS:,} ids, each 1 to 2^63-1).",
+        ),
     ] = None
     older_than_seconds: Annotated[
-        float | None, Field(ge=0, description="Only leads whose last attempt is this old.")
+        float | None,
+        Field(
+            ge=0,
+            le=MAX_OLDER_THAN_SECONDS,
+            allow_inf_nan=False,
+            description="Only leads whose last attempt is at least this many seconds old "
+            f"(0 to {MAX_OLDER_THAN_SECONDS:,}, i.e. 100 years).",
+        ),
     ] = None
-    limit: Annotated[int | None, Field(ge=1, le=1_000_000, description="At most this many.")] = None
+    limit: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            le=MAX_RESYNC_LIMIT,
+            description=f"Requeue at most this many, lowest ids first (1 to {MAX_RESYNC_LIMIT:,}).",
+        ),
+    ] = None
+
+
+_EVERY_FAILED_LEAD = ResyncRequest()
 
 
 class ResyncResponse(BaseModel):
@@ -115,18 +144,36 @@ async def sync_status(
     )
 
 
-@router.post("/leads/resync-failed", response_model=ResyncResponse, summary="Requeue FAILED leads")
+@router.post(
+    "/leads/resync-failed",
+    operation_id="resyncFailed",
+    response_model=ResyncResponse,
+    responses=responses(401, 413, 422, 431, 503),
+    summary="Requeue FAILED leads",
+)
 async def resync_failed_route(
-    ctx: Ctx, request: Annotated[ResyncRequest | None, Body()] = None
+    ctx: Ctx,
+    # Not `ResyncRequest | None`: a nullable optional body makes generated clients (e.g.
+    # openapi-python-client) send their "unset" marker as JSON. No body is `{}`.
+    request: Annotated[
+        ResyncRequest,
+        Body(description="Filters; no body (or `{}`) requeues every FAILED lead."),
+    ] = _EVERY_FAILED_LEAD,
 ) -> ResyncResponse:
     """Put FAILED leads back in the queue; with no body, every FAILED lead."""
-    requeued = await resync_failed(ctx.sessions, request=request or ResyncRequest())
+    requeued = await resync_failed(ctx.sessions, request=request)
     if requeued:
         ctx.wake_worker()
     return ResyncResponse(requeued=requeued)
 
 
-@router.get("/sync/status", response_model=SyncStatusOut, summary="Queue, gate and budget")
+@router.get(
+    "/sync/status",
+    operation_id="getSyncStatus",
+    response_model=SyncStatusOut,
+    responses=responses(401, 431, 503),
+    summary="Queue, gate and budget",
+)
 async def sync_status_route(ctx: Ctx) -> SyncStatusOut:
     """Return counts per status, the oldest due lead's age, the gate and the budget."""
     return await sync_status(ctx.sessions, settings=ctx.settings)

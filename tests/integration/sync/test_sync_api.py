@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from leadsync.config import RateLimit
@@ -94,6 +95,89 @@ async def test_resync_failed_rejects_bad_filters(app_client, sessions) -> None:
         assert response.status_code == 422, body
         assert response.json()["errors"], body
     assert await states(sessions, [lead_id]) == ["FAILED"]
+
+
+# Each of these used to act on real rows (true is lead 1, "2" is lead 2) or answer a 500.
+HOSTILE_FILTERS = [
+    ('{"lead_ids": [true]}', "lead_ids.0"),
+    ('{"lead_ids": ["2"]}', "lead_ids.0"),
+    ('{"lead_ids": [2.5]}', "lead_ids.0"),
+    ('{"lead_ids": [1, 9223372036854775808]}', "lead_ids.1"),
+    ('{"older_than_seconds": true}', "older_than_seconds"),
+    ('{"older_than_seconds": "60"}', "older_than_seconds"),
+    ('{"older_than_seconds": 64000000000}', "older_than_seconds"),
+    ('{"older_than_seconds": 1e308}', "older_than_seconds"),
+    ('{"older_than_seconds": 3153600000.5}', "older_than_seconds"),
+    ('{"older_than_seconds": "inf"}', "older_than_seconds"),
+    ('{"older_than_seconds": 1' + "0" * 400 + "}", "older_than_seconds"),
+    ('{"limit": true}', "limit"),
+    ('{"limit": "1"}', "limit"),
+    ('{"limit": 1.5}', "limit"),
+    ('{"limit": 1000001}', "limit"),
+    ('{"lead_ids": [' + ", ".join(["1"] * 1001) + "]}", "lead_ids"),
+]
+
+
+async def test_resync_failed_is_strict_and_bounded(app_client, sessions) -> None:
+    ids = await insert_leads(sessions, [failed(i, status=400, age=10) for i in range(2)])
+
+    for raw, field in HOSTILE_FILTERS:
+        response = await app_client.post(
+            RESYNC, headers={**INTERNAL_HEADERS, "Content-Type": "application/json"}, content=raw
+        )
+        assert response.status_code == 422, (raw[:80], response.text)
+        assert response.headers["content-type"] == "application/json"
+        assert [e["field"] for e in response.json()["errors"]] == [field], raw[:80]
+    assert await states(sessions, ids) == ["FAILED", "FAILED"]  # nothing was requeued
+
+
+async def test_resync_failed_refuses_json_with_two_meanings(app_client, sessions) -> None:
+    ids = await insert_leads(sessions, [failed(i, status=400, age=10) for i in range(2)])
+    headers = {**INTERNAL_HEADERS, "Content-Type": "application/json"}
+
+    for raw in (
+        f'{{"lead_ids": [{ids[0]}], "lead_ids": [{ids[1]}]}}',
+        '{"older_than_seconds": NaN}',
+        '{"older_than_seconds": Infinity}',
+    ):
+        response = await app_client.post(RESYNC, headers=headers, content=raw)
+        assert response.status_code == 422, raw
+        assert [e["field"] for e in response.json()["errors"]] == ["body"]
+    assert await states(sessions, ids) == ["FAILED", "FAILED"]
+
+
+async def test_resync_failed_body_is_an_object_or_nothing(app_client, sessions) -> None:
+    ids = await insert_leads(sessions, [failed(i, status=400, age=10) for i in range(3)])
+    headers = {**INTERNAL_HEADERS, "Content-Type": "application/json"}
+
+    refused = await app_client.post(RESYNC, headers=headers, content=b"null")
+    assert refused.status_code == 422
+    assert refused.json()["errors"] == [
+        {"field": "body", "message": "the body must be a JSON object"}
+    ]
+    assert await states(sessions, ids) == ["FAILED"] * 3
+
+    limited = await app_client.post(RESYNC, headers=headers, content=b'{"limit": 1}')
+    everything = await app_client.post(RESYNC, headers=headers, content=b"{}")
+    nothing_left = await app_client.post(RESYNC, headers=INTERNAL_HEADERS)  # no body at all
+    assert [r.json()["requeued"] for r in (limited, everything, nothing_left)] == [1, 2, 0]
+
+
+async def test_resync_failed_accepts_the_bounds(app_client, sessions) -> None:
+    ids = await insert_leads(sessions, [failed(i, status=400, age=10) for i in range(2)])
+    largest = [2**63 - 1 - i for i in range(999)] + [ids[0]]
+
+    async def resync(body: dict[str, Any]) -> int:
+        response = await app_client.post(RESYNC, headers=INTERNAL_HEADERS, json=body)
+        assert response.status_code == 200, response.text[:200]
+        return response.json()["requeued"]
+
+    assert len(json.dumps({"lead_ids": largest})) < 64 * 1024  # fits in the default body limit
+    assert await resync({"lead_ids": largest, "limit": 1_000_000}) == 1
+    assert await resync({"older_than_seconds": 3_153_600_000}) == 0  # nothing is 100 years old
+    # An int where a float goes; 1.0 is an integer in JSON Schema's data model.
+    assert await resync({"older_than_seconds": 0, "limit": 1.0}) == 1
+    assert await states(sessions, ids) == ["PENDING", "PENDING"]
 
 
 async def test_sync_status_route(app_client, sessions, settings_factory) -> None:

@@ -8,6 +8,10 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
+from leadsync.cli import app
 from tests.integration.sync.conftest import fetch_all, insert_leads, lead_row
 
 LEADSYNC = str(Path(sys.executable).with_name("leadsync"))
@@ -61,3 +65,34 @@ async def test_cli_resync_failed_one_lead_then_status(db_url: str, sessions) -> 
     assert report["oldest_due_seconds"] >= 0
     assert report["gate"]["paused"] is False
     assert report["budget"]["limit"] == "90/10s"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--lead-id", "0"], "--lead-id"),
+        (["--lead-id", str(2**63)], "--lead-id"),
+        (["--lead-id", "true"], "--lead-id"),
+        (["--older-than", "-1"], "--older-than"),
+        (["--older-than", "nan"], "--older-than"),
+        (["--older-than", "inf"], "--older-than"),
+        (["--older-than", "64000000000"], "--older-than"),
+        (["--limit", "0"], "--limit"),
+        (["--limit", "1000001"], "--limit"),
+        ([arg for i in range(1, 1002) for arg in ("--lead-id", str(i))], "at most 1,000"),
+    ],
+    ids=lambda v: " ".join(v)[:40] if isinstance(v, list) else v,
+)
+def test_cli_resync_failed_refuses_numbers_out_of_range(
+    tmp_path: Path, args: list[str], says: str
+) -> None:
+    database = tmp_path / "never-created.db"
+
+    result = CliRunner().invoke(
+        app, ["resync-failed", *args], env={"DATABASE_URL": f"sqlite:///{database}"}
+    )
+
+    assert result.exit_code == 2, result.output
+    assert says in result.output
+    assert "Traceback" not in result.output
+    assert not database.exists()  # refused before touching any database

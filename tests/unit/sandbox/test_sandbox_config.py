@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 
 import pytest
 import typer
@@ -83,3 +84,52 @@ def test_command_refuses_a_bad_option_value() -> None:
     result = CliRunner().invoke(app, ["--rate-limit", "lots", "--port", "0"])
     assert result.exit_code == 2
     assert "invalid sandbox option" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["--fault-5xx", "2"],
+         "invalid sandbox option: --fault-5xx: Input should be less than or equal to 1"),
+        (["--hang-seconds", "nan"],
+         "invalid sandbox option: --hang-seconds: Input should be greater than 0"),
+        (["--daily-limit", "-5"],
+         "invalid sandbox option: --daily-limit: Input should be greater than or equal to 1"),
+    ],
+)  # fmt: skip
+def test_a_value_out_of_range_is_one_line_naming_the_option(args: list[str], line: str) -> None:
+    app = typer.Typer()
+    register(app)
+
+    result = CliRunner().invoke(app, [*args, "--port", "0"])
+
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [line]
+
+
+@pytest.mark.parametrize("port", ["-1", "65536"])
+def test_a_port_out_of_range_is_refused(port: str) -> None:
+    app = typer.Typer()
+    register(app)
+
+    result = CliRunner().invoke(app, ["--port", port])
+
+    assert result.exit_code == 2
+    assert "--port" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_busy_port_is_one_line() -> None:
+    app = typer.Typer()
+    register(app)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+
+        result = CliRunner().invoke(app, ["--port", str(port)])
+
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"leadsync sandbox: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]
