@@ -1,8 +1,9 @@
-"""The control API under /_sandbox/: inspect contacts and stats, reset, reconfigure, inject
-canned answers (no auth)."""
+"""The control API under /_sandbox/: inspect contacts, stats and the request log, reset,
+reconfigure, inject answers and faults (no auth)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import APIRouter
@@ -39,7 +40,8 @@ def control_router(*, state: SandboxState) -> APIRouter:
 
     @router.post("/reset")
     async def reset() -> Response:
-        """Forget contacts, stats and rate-limit history; replay faults from the seed."""
+        """Forget contacts, stats, the request log, rate-limit history and pending injections;
+        replay faults from the seed."""
         state.reset()
         return json_response({"status": "reset"})
 
@@ -60,29 +62,51 @@ def control_router(*, state: SandboxState) -> APIRouter:
 
     @router.post("/inject")
     async def inject(request: Request) -> Response:
-        """Answer the next `times` (default 1) CRM requests with this response, test-only.
+        """Decide what happens to the next `times` (default 1) matching CRM requests, test-only.
 
-        Body: `{"status": 503, "json": {...} | "content": "text", "headers": {...}, "times": 1}`.
-        The answers replace auth, limits and faults, and change no contact.
+        Body: `{"action": "respond" | "drop" | "hang" | "delay", "endpoints": [...],
+        "times": 1}` plus, for respond (the default), `"status": 503, "json": {...} |
+        "content": "text", "headers": {...}`; for delay, `"delay_ms": 500`; for hang,
+        optionally `"hang_seconds": 5`. An injection replaces auth, limits and faults.
         """
         raw = await read_object(request)
         try:
             item = InjectedResponse.model_validate(raw)
         except ValidationError as exc:
-            return bad_request(f"Invalid injected response: {_problems(exc)}")
+            return bad_request(f"Invalid injection: {_problems(exc)}")
         state.injections.push(item)
         return json_response({"pending": len(state.injections)}, status=201)
 
     @router.delete("/inject")
     async def clear_injections() -> Response:
-        """Drop every injected answer not used yet."""
+        """Drop every injection not used yet."""
         state.injections.clear()
         return json_response({"pending": 0})
+
+    @router.get("/requests")
+    async def requests(since: str | None = None) -> Response:
+        """The last CRM requests, oldest first; `since` keeps those that arrived at or after it.
+
+        Each: `{"at", "done_at", "endpoint", "status", "emails", "retry_after", "policy"}`;
+        `done_at` and `status` are null while the request is in progress.
+        """
+        at = None
+        if since is not None:
+            try:
+                at = float(since)
+            except ValueError:
+                at = math.nan
+            if not math.isfinite(at):
+                return bad_request(f"since must be a number of seconds since the epoch: {since!r}")
+        return json_response({"requests": state.requests.since(at)})
 
     return router
 
 
 def _problems(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-    )
+    return "; ".join(_problem(err["loc"], err["msg"]) for err in exc.errors())
+
+
+def _problem(loc: tuple[int | str, ...], message: str) -> str:
+    message = message.removeprefix("Value error, ")
+    return f"{'.'.join(str(p) for p in loc)}: {message}" if loc else message

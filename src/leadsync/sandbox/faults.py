@@ -78,6 +78,21 @@ def find_transport(receive: Receive) -> Abortable | None:
     return transport if callable(getattr(transport, "abort", None)) else None
 
 
+async def sleep_unless_gone(receive: Receive, seconds: float) -> bool:
+    """Sleep `seconds` unless the client leaves first; return True if it left.
+
+    `receive` must have no body left to read (the gate has read it), or it is discarded.
+    """
+    gone = asyncio.ensure_future(wait_for_disconnect(receive))
+    try:
+        done, _ = await asyncio.wait({gone}, timeout=seconds)
+        return bool(done) and gone.exception() is None
+    finally:
+        gone.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await gone
+
+
 async def wait_for_disconnect(receive: Receive) -> None:
     """Return once the client has gone, reading and discarding any body left."""
     while (await receive())["type"] != "http.disconnect":
@@ -95,14 +110,18 @@ class HangRegistry:
         """How many requests are held right now."""
         return len(self._held)
 
-    async def hold(self, receive: Receive, *, seconds: float) -> None:
-        """Keep the request open up to `seconds`, the client's disconnect, or release_all()."""
+    async def hold(self, receive: Receive, *, seconds: float) -> bool:
+        """Keep the request open up to `seconds`, the client's disconnect, or release_all().
+
+        Return True if the client left (disconnected) while held.
+        """
         loop = asyncio.get_running_loop()
         released: asyncio.Future[None] = loop.create_future()
         gone = asyncio.ensure_future(wait_for_disconnect(receive))
         self._held.add(released)
         try:
             await asyncio.wait({released, gone}, timeout=seconds, return_when="FIRST_COMPLETED")
+            return gone.done() and not gone.cancelled() and gone.exception() is None
         finally:
             self._held.discard(released)
             gone.cancel()

@@ -1,9 +1,12 @@
-"""The gate in front of the CRM routes: injected answers, auth, rate limits, faults and stats."""
+"""The gate in front of the CRM routes: injections, auth, rate limits, faults, stats, and the
+request log with its overlapping-writes detector."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Sequence
 
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -15,15 +18,25 @@ from leadsync.sandbox.errors import (
     server_error_body,
     unauthorized_body,
 )
-from leadsync.sandbox.faults import Fault, find_transport, wait_for_disconnect
+from leadsync.sandbox.faults import (
+    Fault,
+    find_transport,
+    sleep_unless_gone,
+    wait_for_disconnect,
+)
+from leadsync.sandbox.inject import InjectedResponse
+from leadsync.sandbox.peek import parse_body, read_body, replay, request_emails
 from leadsync.sandbox.ratelimit import Headers
+from leadsync.sandbox.requestlog import LoggedRequest, WriteOverlaps
 from leadsync.sandbox.state import SandboxState
+from leadsync.sandbox.stats import Stats
 
 _SUB_ENDPOINTS = {
     ("POST", "search"): "search",
     ("POST", "batch/upsert"): "batch_upsert",
     ("POST", "batch/read"): "batch_read",
 }
+WRITE_ENDPOINTS = frozenset({"create", "update", "batch_upsert"})
 # How long a dropped request waits for uvicorn to notice the aborted connection.
 _DROP_SETTLE_SECONDS = 5.0
 
@@ -59,8 +72,39 @@ def bearer_token(scope: Scope) -> str | None:
     return None
 
 
+class _Trace:
+    """One CRM request inside the gate: its log entry and the writes it keeps in progress."""
+
+    __slots__ = ("_overlaps", "_writes", "entry")
+
+    def __init__(self, entry: LoggedRequest, overlaps: WriteOverlaps) -> None:
+        self.entry = entry
+        self._overlaps = overlaps
+        self._writes: Sequence[str] = ()
+
+    def hold_writes(self, emails: Sequence[str]) -> None:
+        """Mark the request's writes of `emails` in progress until it finishes."""
+        if emails and self.entry.done_at is None:
+            self._overlaps.enter(emails)
+            self._writes = emails
+
+    def finish(self, status: int | str | None = None) -> None:
+        """The answer is sent, the connection cut or the hang over; first call wins."""
+        entry = self.entry
+        if entry.done_at is not None:
+            return
+        entry.done_at = time.time()
+        if status is not None:
+            entry.status = status
+        elif entry.status is None:
+            entry.status = 500  # an exception escaped: the server answers a 500
+        if self._writes:
+            self._overlaps.leave(self._writes)
+            self._writes = ()
+
+
 class SandboxGate:
-    """Checks the token, spends the rate limit, injects faults and counts every CRM request."""
+    """Checks the token, spends the rate limit, injects faults and logs every CRM request."""
 
     def __init__(self, app: ASGIApp, *, state: SandboxState) -> None:
         self.app = app
@@ -72,13 +116,35 @@ class SandboxGate:
             await self.app(scope, receive, send)
             return
         state = self.state
+        trace = _Trace(state.requests.start(endpoint), state.stats.overlaps)
+        try:
+            await self._gate(scope, receive, send, endpoint, trace)
+        finally:
+            trace.finish()
+
+    async def _gate(
+        self, scope: Scope, receive: Receive, send: Send, endpoint: str, trace: _Trace
+    ) -> None:
+        state = self.state
         stats = state.stats
-        injected = state.injections.take()
+        # The body is read here once (the log and the overlap detector need the emails in
+        # it) and replayed to the app; `receive` itself then only reports a disconnect.
+        body = await read_body(receive)
+        if body is None:
+            # The client gave up (its timeout) before its body was read: nothing was
+            # applied and there is nobody to answer, as with HubSpot.
+            stats.record(endpoint, "client_gone")
+            trace.finish("client_gone")
+            return
+        app_receive = replay(body, receive)
+        emails = request_emails(endpoint, scope, parse_body(endpoint, body, scope), state.store)
+        trace.entry.emails = emails
+        writes = emails if endpoint in WRITE_ENDPOINTS else ()
+        injected = state.injections.take(endpoint)
         if injected is not None:
-            # A canned answer (POST /_sandbox/inject) replaces everything, auth included.
-            stats.record(endpoint, injected.status)
-            stats.injected += 1
-            await injected.response()(scope, receive, send)
+            # An injection (POST /_sandbox/inject) replaces auth, limits and faults.
+            trace.hold_writes(writes)
+            await self._inject(injected, scope, receive, app_receive, send, endpoint, trace)
             return
         config = state.config
         now = state.clock()
@@ -86,8 +152,9 @@ class SandboxGate:
         if token is None or token not in config.tokens:
             stats.record(endpoint, 401)
             extra = {"X-HubSpot-Auth-Failure": "401 Unauthorized"}
-            await _respond(scope, receive, send, 401, unauthorized_body(), extra=extra)
+            await _respond(scope, _traced(send, trace), 401, unauthorized_body(), extra=extra)
             return
+        trace.hold_writes(writes)
         if endpoint == "search":
             # Search has its own per-account limit, sends no rate-limit headers and does
             # not count toward the ten-second window.
@@ -105,47 +172,120 @@ class SandboxGate:
             assert verdict.policy is not None
             stats.record(endpoint, 429)
             stats.rate_limited[verdict.policy] += 1
-            retry = {"Retry-After": str(verdict.retry_after)} if config.retry_after else {}
-            body = rate_limited_body(verdict.policy)
-            await _respond(scope, receive, send, 429, body, raw=headers, extra=retry)
+            trace.entry.policy = verdict.policy
+            retry = {}
+            if config.retry_after and verdict.retry_after is not None:
+                retry = {"Retry-After": str(verdict.retry_after)}
+                trace.entry.retry_after = float(verdict.retry_after)
+            body_429 = rate_limited_body(verdict.policy)
+            await _respond(scope, _traced(send, trace), 429, body_429, raw=headers, extra=retry)
             return
         if endpoint != "search":
             stats.peaks.record(token, now=now)
+        gone = False
         if config.latency_ms:
-            await asyncio.sleep(config.latency_ms / 1000)
+            gone = await sleep_unless_gone(receive, config.latency_ms / 1000)
+        # Drawn even for a client that left, so one seed replays one sequence of faults.
         fault = state.faults.decide(
             error=config.fault_5xx, hang=config.fault_timeout, drop=config.fault_drop
         )
+        if gone:
+            # The client gave up during the latency: as above, nothing applied.
+            stats.record(endpoint, "client_gone")
+            trace.finish("client_gone")
+            return
         if fault.kind is Fault.NONE:
-            try:
-                await self.app(scope, receive, _with_headers(send, headers, endpoint, state))
-            except ClientDisconnect:
-                # The client gave up (its timeout) before its body was read: nothing was
-                # applied and there is nobody to answer, as with HubSpot.
-                stats.record(endpoint, "client_gone")
+            await self._serve(scope, app_receive, send, endpoint, trace, headers)
             return
         stats.faults[fault.kind.value] += 1
         if fault.kind is Fault.ERROR:
             stats.record(endpoint, fault.status)
-            body = server_error_body(fault.status)
-            await _respond(scope, receive, send, fault.status, body, raw=headers)
+            body_5xx = server_error_body(fault.status)
+            await _respond(scope, _traced(send, trace), fault.status, body_5xx, raw=headers)
         elif fault.kind is Fault.HANG:
-            stats.record(endpoint, "timeout")
-            await state.hangs.hold(receive, seconds=config.hang_seconds)
-            # Reached only if the client outlasted the hang; uvicorn drops it if it left.
-            await _respond(scope, receive, send, 504, server_error_body(504), raw=headers)
+            await self._hang(scope, receive, send, endpoint, trace, config.hang_seconds, headers)
         else:
             stats.record(endpoint, "drop")
-            await self._apply_then_drop(scope, receive)
+            await self._apply_then_drop(scope, receive, app_receive, trace)
 
-    async def _apply_then_drop(self, scope: Scope, receive: Receive) -> None:
+    async def _inject(
+        self,
+        item: InjectedResponse,
+        scope: Scope,
+        receive: Receive,
+        app_receive: Receive,
+        send: Send,
+        endpoint: str,
+        trace: _Trace,
+    ) -> None:
+        stats = self.state.stats
+        stats.injected += 1
+        if item.action == "respond":
+            assert item.status is not None
+            stats.record(endpoint, item.status)
+            trace.entry.retry_after = item.retry_after
+            trace.entry.policy = item.policy
+            await item.response()(scope, app_receive, _traced(send, trace))
+        elif item.action == "delay":
+            assert item.delay_ms is not None
+            # The write lands late even if the client gives up meanwhile, as a request
+            # already inside HubSpot does.
+            await asyncio.sleep(item.delay_ms / 1000)
+            await self._serve(scope, app_receive, send, endpoint, trace, [])
+        elif item.action == "hang":
+            seconds = item.hang_seconds or self.state.config.hang_seconds
+            await self._hang(scope, receive, send, endpoint, trace, seconds, [])
+        else:
+            stats.record(endpoint, "drop")
+            await self._apply_then_drop(scope, receive, app_receive, trace)
+
+    async def _serve(
+        self,
+        scope: Scope,
+        app_receive: Receive,
+        send: Send,
+        endpoint: str,
+        trace: _Trace,
+        headers: Headers,
+    ) -> None:
+        """Let the routes answer, adding the rate-limit headers and counting the status."""
+        stats = self.state.stats
+        traced = _traced(send, trace, headers=headers, stats=stats, endpoint=endpoint)
+        try:
+            await self.app(scope, app_receive, traced)
+        except ClientDisconnect:
+            stats.record(endpoint, "client_gone")
+            trace.finish("client_gone")
+
+    async def _hang(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        endpoint: str,
+        trace: _Trace,
+        seconds: float,
+        headers: Headers,
+    ) -> None:
+        """Hold the request unanswered and unapplied until the client leaves or `seconds`."""
+        self.state.stats.record(endpoint, "timeout")
+        if await self.state.hangs.hold(receive, seconds=seconds):
+            trace.finish("timeout")
+            return
+        # The client outlasted the hang (or the server is stopping): a gateway timeout.
+        await _respond(scope, _traced(send, trace), 504, server_error_body(504), raw=headers)
+
+    async def _apply_then_drop(
+        self, scope: Scope, receive: Receive, app_receive: Receive, trace: _Trace
+    ) -> None:
         """Run the route so the write lands, then cut the connection with no response."""
         transport = find_transport(receive)
 
         async def discard(message: Message) -> None:
             pass
 
-        await self.app(scope, receive, discard)
+        await self.app(scope, app_receive, discard)
+        trace.finish("drop")
         if transport is None:
             raise ConnectionDropped("sandbox drop: no transport to abort (not under uvicorn)")
         transport.abort()
@@ -155,20 +295,35 @@ class SandboxGate:
             await asyncio.wait_for(wait_for_disconnect(receive), _DROP_SETTLE_SECONDS)
 
 
-def _with_headers(send: Send, headers: Headers, endpoint: str, state: SandboxState) -> Send:
+def _traced(
+    send: Send,
+    trace: _Trace,
+    *,
+    headers: Headers | None = None,
+    stats: Stats | None = None,
+    endpoint: str = "",
+) -> Send:
+    """Wrap `send` to log the status, finish the trace once the body is sent, add headers
+    and (for the routes' answers) count the status."""
+
     async def wrapped(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            state.stats.record(endpoint, message["status"])
+        kind = message["type"]
+        if kind == "http.response.start":
+            status = message["status"]
+            trace.entry.status = status
+            if stats is not None:
+                stats.record(endpoint, status)
             if headers:
                 message = {**message, "headers": [*message.get("headers", ()), *headers]}
         await send(message)
+        if kind == "http.response.body" and not message.get("more_body", False):
+            trace.finish()
 
     return wrapped
 
 
 async def _respond(
     scope: Scope,
-    receive: Receive,
     send: Send,
     status: int,
     body: object,
@@ -179,4 +334,9 @@ async def _respond(
     response = json_response(body, status=status, headers=extra)
     if raw:
         response.raw_headers.extend(raw)
-    await response(scope, receive, send)
+    await response(scope, _no_body, send)
+
+
+async def _no_body() -> Message:
+    # The gate's own answers never read the request (its body was read already).
+    return {"type": "http.disconnect"}

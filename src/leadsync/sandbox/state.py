@@ -12,12 +12,13 @@ from leadsync.sandbox.config import SandboxConfig
 from leadsync.sandbox.faults import FaultInjector, HangRegistry
 from leadsync.sandbox.inject import InjectionQueue
 from leadsync.sandbox.ratelimit import SECONDLY, RateLimiter
+from leadsync.sandbox.requestlog import RequestLog
 from leadsync.sandbox.stats import Stats
 from leadsync.sandbox.store import ContactStore
 
 
 class SandboxState:
-    """Config, contacts, limiters, faults, injected answers and stats of one sandbox."""
+    """Config, contacts, limiters, faults, injections, request log and stats of one sandbox."""
 
     def __init__(self, *, config: SandboxConfig, clock: Clock = time.time) -> None:
         self.config = config
@@ -29,12 +30,15 @@ class SandboxState:
         self.faults = FaultInjector(seed=config.seed)
         self.hangs = HangRegistry()
         self.injections = InjectionQueue()
+        self.requests = RequestLog()
         self.stats = Stats()
 
     def reset(self) -> None:
-        """Forget contacts, stats, limiter history and injected answers; replay the faults."""
+        """Forget contacts, stats, the request log, limiter history and injections; replay
+        the faults."""
         self.store.clear()
         self.injections.clear()
+        self.requests.clear()
         self.stats.reset()
         self.limiter.reset()
         self.search_limiter.reset()

@@ -1,4 +1,5 @@
-"""What the sandbox saw: requests by endpoint and status, 429s, faults, peak window use."""
+"""What the sandbox saw: requests by endpoint and status, 429s, faults, peak window use,
+overlapping writes."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from leadsync.sandbox.ratelimit import PeakTracker
+from leadsync.sandbox.requestlog import WriteOverlaps
 
 
 class Stats:
@@ -18,6 +20,8 @@ class Stats:
         self.injected = 0  # answers taken from POST /_sandbox/inject
         # Fixed at HubSpot's 10 s so the figure means the same whatever limit is configured.
         self.peaks = PeakTracker(window_seconds=10.0)
+        # Writes of one email in progress at once (create, update, batch upsert).
+        self.overlaps = WriteOverlaps()
 
     def record(self, endpoint: str, status: int | str) -> None:
         """Count one request to `endpoint` that ended with `status` (or 'drop'/'timeout')."""
@@ -30,6 +34,7 @@ class Stats:
         self.faults.clear()
         self.injected = 0
         self.peaks.reset()
+        self.overlaps.reset()
 
     def snapshot(self) -> dict[str, Any]:
         """Return every counter as plain JSON-ready data."""
@@ -42,4 +47,6 @@ class Stats:
             "drops": self.faults.get("drop", 0),
             "injected": self.injected,
             "max_requests_in_10s": dict(self.peaks.peaks),
+            "write_overlaps": self.overlaps.count,
+            "overlapping_emails": self.overlaps.emails,
         }

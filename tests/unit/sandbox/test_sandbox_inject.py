@@ -119,7 +119,18 @@ async def test_delete_and_reset_drop_pending_answers(http: httpx.AsyncClient) ->
         ({"status": 500, "times": 0}, "times"),
         ({"status": 500, "json": {}, "content": "x"}, "either json or content"),
         ({"status": 500, "body": "x"}, "body"),
-        ({"json": {}}, "status"),
+        ({"json": {}}, "status is required when action is respond"),
+        ({"action": "explode"}, "action"),
+        ({"action": "drop", "status": 500}, "status only applies to action respond, not drop"),
+        ({"action": "hang", "json": {}, "headers": {"a": "b"}}, "json, headers only apply"),
+        ({"action": "delay"}, "delay_ms is required when action is delay"),
+        ({"action": "delay", "delay_ms": 0}, "delay_ms"),
+        ({"action": "drop", "delay_ms": 5}, "delay_ms only applies to action delay"),
+        ({"action": "delay", "delay_ms": 5, "hang_seconds": 1}, "hang_seconds only applies"),
+        ({"action": "hang", "hang_seconds": -1}, "hang_seconds"),
+        ({"status": 500, "endpoints": ["contacts"]}, "endpoints"),
+        ({"status": 500, "endpoints": []}, "endpoints must name at least one endpoint"),
+        ({"action": "drop", "times": 10_001}, "times"),
     ],
 )
 async def test_invalid_injections_are_refused(
@@ -139,7 +150,7 @@ def test_queue_counts_requests_left() -> None:
     queue.push(InjectedResponse.model_validate({"status": 429, "json": {"policyName": "DAILY"}}))
 
     assert len(queue) == 3
-    taken = [queue.take(), queue.take(), queue.take(), queue.take()]
+    taken = [queue.take("list") for _ in range(4)]
     assert [item.status if item else None for item in taken] == [500, 500, 429, None]
     assert taken[2] is not None
     assert taken[2].json_body == {"policyName": "DAILY"}
@@ -151,3 +162,42 @@ def test_injected_response_is_frozen_and_strict() -> None:
         item.status = 500  # type: ignore[misc]
     with pytest.raises(ValidationError):
         InjectedResponse.model_validate({"status": 503, "headers": {"Retry-After": 30}})
+
+
+def test_queue_gives_each_request_the_oldest_injection_for_its_endpoint() -> None:
+    queue = InjectionQueue()
+    queue.push(InjectedResponse(action="drop", endpoints=frozenset({"batch_upsert"}), times=2))
+    queue.push(InjectedResponse(status=503))
+    queue.push(InjectedResponse(action="delay", delay_ms=10, endpoints=frozenset({"create"})))
+
+    taken = [queue.take(e) for e in ("create", "create", "batch_upsert", "list", "batch_upsert")]
+
+    assert [item.action if item else None for item in taken] == [
+        "respond",
+        "delay",
+        "drop",
+        None,
+        "drop",
+    ]
+    assert len(queue) == 0
+
+
+@pytest.mark.parametrize(
+    ("headers", "retry_after"),
+    [
+        ({"retry-after": "2.5"}, 2.5),
+        ({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, None),
+        ({}, None),
+    ],
+)
+def test_injected_answer_knows_its_retry_after(
+    headers: dict[str, str], retry_after: float | None
+) -> None:
+    assert InjectedResponse(status=503, headers=headers).retry_after == retry_after
+
+
+def test_injected_answer_knows_its_policy_name() -> None:
+    daily = InjectedResponse.model_validate({"status": 429, "json": {"policyName": "DAILY"}})
+    assert daily.policy == "DAILY"
+    assert InjectedResponse.model_validate({"status": 429, "json": [1]}).policy is None
+    assert InjectedResponse(status=429, content="x").policy is None
