@@ -13,10 +13,12 @@ Profiles (chosen with STATEFUL_PROFILE, default ``stateful-ci``):
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 
 import pytest
+import structlog
 from hypothesis import HealthCheck, Phase, settings
 
 from leadsync.sandbox import RunningSandbox, SandboxConfig, run_sandbox
@@ -63,3 +65,12 @@ def stateful_sandbox() -> Iterator[RunningSandbox]:
     config = SandboxConfig(seed=1, reject_emails=REFUSED_PATTERN)
     with run_sandbox(config=config) as sandbox:
         yield sandbox
+
+
+@pytest.fixture(autouse=True)
+def _engine_warnings_only() -> Iterator[None]:
+    """Keep the engine's logs to warnings: thousands of INFO lines would bury the report."""
+    before = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    yield
+    structlog.configure(**before)

@@ -166,7 +166,9 @@ def _summary(system: SyncSystem, seconds: float) -> str:
         f"{sum(len(ex.posted) for ex, _ in done)} leads, "
         f"{sum(len(ex.calls) for ex, _ in done)} requests, "
         f"settle median {statistics.median(settles) if settles else 0:.2f}s "
-        f"max {max(settles, default=0):.2f}s; violations {dict(tags) or 'none'}"
+        f"max {max(settles, default=0):.2f}s; violations {dict(tags) or 'none'}; excused: "
+        f"{sum(ex.excused_overlaps for ex, _ in done)} overlaps behind abandoned writes, "
+        f"{sum(len(ex.late) for ex, _ in done)} emails last written late"
         + (f"; skipped (sandbox lacks them) {dict(skipped)}" if skipped else "")
     )
 
