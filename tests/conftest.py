@@ -192,6 +192,7 @@ def settings_factory(db_url: str) -> Callable[..., Settings]:
             "retry_base_seconds": 0.01,
             "retry_cap_seconds": 0.2,
             "lease_seconds": 5.0,
+            "hubspot_total_timeout_seconds": 3.0,
             "reconcile_interval_seconds": 0.2,
         }
         values.update(overrides)

@@ -11,11 +11,22 @@ from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./leadsync.db"
 MIN_INTERNAL_TOKEN_LENGTH = 16
+# A HubSpot call starts only while the claim's lease covers its whole total timeout plus this
+# margin (clock differences between machines, a busy event loop); otherwise the lease is
+# renewed first. So a lease must be at least one call long plus the margin.
+LEASE_MARGIN_SECONDS = 2.0
 
 _RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0}
@@ -202,6 +213,15 @@ class Settings(BaseSettings):
     max_attempts: Annotated[
         int, Field(ge=1, validation_alias=_alias("LEADSYNC_MAX_ATTEMPTS", "max_attempts"))
     ] = 10
+    pause_cap_seconds: Annotated[
+        float,
+        Field(
+            gt=0,
+            le=86400,
+            validation_alias=_alias("LEADSYNC_PAUSE_CAP_SECONDS", "pause_cap_seconds"),
+            description="longest account-wide pause a 429's Retry-After can ask for",
+        ),
+    ] = 300.0
     reconcile_after_seconds: Annotated[
         float,
         Field(
@@ -272,6 +292,18 @@ class Settings(BaseSettings):
                 "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
             )
         return value
+
+    @model_validator(mode="after")
+    def _check_lease_covers_a_call(self) -> Settings:
+        needed = self.hubspot_total_timeout_seconds + LEASE_MARGIN_SECONDS
+        if self.lease_seconds < needed:
+            raise ValueError(
+                f"LEADSYNC_LEASE_SECONDS ({self.lease_seconds:g}) must be at least "
+                f"HUBSPOT_TOTAL_TIMEOUT_SECONDS ({self.hubspot_total_timeout_seconds:g}) + "
+                f"{LEASE_MARGIN_SECONDS:g}: a claim must outlast one whole HubSpot call; "
+                "raise the lease or lower the timeout"
+            )
+        return self
 
     @property
     def rate_limit(self) -> RateLimit:
@@ -353,7 +385,10 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors(include_input=False, include_url=False):
-            loc = str(err["loc"][0]) if err["loc"] else "?"
+            if not err["loc"]:  # a rule across fields: its message names the variables
+                lines.append(str(err["msg"]).removeprefix("Value error, "))
+                continue
+            loc = str(err["loc"][0])
             field = next(
                 (
                     n

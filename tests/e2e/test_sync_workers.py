@@ -125,11 +125,11 @@ async def test_a_worker_killed_mid_batch_loses_nothing(
         database_url=db_url,
         sandbox=sandbox,
         hubspot_rate_limit="100/1s",
-        hubspot_read_timeout_seconds=30,
-        hubspot_total_timeout_seconds=30,
+        hubspot_read_timeout_seconds=6,
+        hubspot_total_timeout_seconds=6,
         batch_size=10,
         max_inflight_batches=2,
-        lease_seconds=3,
+        lease_seconds=8,  # the shortest lease that covers one whole call (6 s + 2 s)
         poll_interval_seconds=0.2,
         reconcile_interval_seconds=0.5,
     )

@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from enum import StrEnum
 from typing import Any, TypedDict, Unpack
 from urllib.parse import quote
 
@@ -18,6 +19,18 @@ from leadsync.hubspot.models import RateLimitInfo, parse_context
 ERROR_TEXT_LIMIT = 1000
 REDACTED = "[REDACTED]"
 LOCKED_MIN_WAIT_SECONDS = 2.0
+# A Retry-After beyond this is read as this (about a year); callers cap it far lower. It only
+# keeps absurd values (1e308, a date in the year 9999) from overflowing date arithmetic.
+RETRY_AFTER_CEILING_SECONDS = 366 * 24 * 3600.0
+# The 4xx statuses that say "not now" rather than "never" (docs/hubspot.md, "Errors"):
+# timeout, a conflict with a concurrent write, a locked record, a spent rate limit.
+TRANSIENT_4XX_STATUSES = frozenset({408, 409, 423, 429})
+AUTH_STATUSES = frozenset({401, 403})
+# Categories of per-input errors (a 207's errors[]) that say "not now".
+TRANSIENT_CATEGORIES = frozenset(
+    {"RATE_LIMITS", "RATE_LIMIT", "CONFLICT", "LOCKED", "TIMEOUT", "INTERNAL_ERROR"}
+)
+AUTH_CATEGORIES = frozenset({"INVALID_AUTHENTICATION", "EXPIRED_AUTHENTICATION", "MISSING_SCOPES"})
 
 # The credential after "Bearer" is redacted even when it is not the current token (an old,
 # rotated one echoed back by a proxy is still a secret).
@@ -50,7 +63,11 @@ def truncate_error(text: str, limit: int = ERROR_TEXT_LIMIT) -> str:
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Return the seconds a `Retry-After` header asks for (delta seconds or an HTTP date)."""
+    """Return the seconds a `Retry-After` header asks for (delta seconds or an HTTP date).
+
+    Garbage and negative numbers read as absent; a date in the past as 0; anything longer
+    than RETRY_AFTER_CEILING_SECONDS as that ceiling. Callers cap it further (docs/hubspot.md).
+    """
     if value is None or not value.strip():
         return None
     try:
@@ -58,12 +75,44 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     except ValueError:
         try:
             when = parsedate_to_datetime(value.strip())
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+        seconds = max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, RETRY_AFTER_CEILING_SECONDS)
+
+
+def is_transient_status(status: int) -> bool:
+    """Return whether an HTTP status says "try again later" (5xx, 408, 409, 423, 429, 3xx)."""
+    return status >= 500 or status in TRANSIENT_4XX_STATUSES or status < 400
+
+
+class InputVerdict(StrEnum):
+    """How one per-input error of a batch response is treated."""
+
+    TRANSIENT = "transient"  # retried with backoff
+    PERMANENT = "permanent"  # FAILED with HubSpot's message
+
+
+def classify_input_error(status: str | None, category: str | None) -> tuple[InputVerdict, int]:
+    """Classify a 207's per-input error by HubSpot's own status and category.
+
+    Returns the verdict and the HTTP status to record (HubSpot's, or 400 when it sent none).
+    A credential error on one input is transient: the token's trouble, not the lead's.
+    """
+    code = int(status) if status is not None and status.strip().isdigit() else None
+    recorded = code if code is not None and 100 <= code <= 599 else 400
+    transient = (
+        (code is not None and (is_transient_status(code) or code in AUTH_STATUSES))
+        or category in TRANSIENT_CATEGORIES
+        or category in AUTH_CATEGORIES
+    )
+    if code is not None and 200 <= code < 300:
+        transient = False  # an "error" with a 2xx status is not something a retry fixes
+    return (InputVerdict.TRANSIENT if transient else InputVerdict.PERMANENT), recorded
 
 
 def _short(value: str | None, *, secrets: list[str | None]) -> str | None:
@@ -232,7 +281,7 @@ def error_from_response(
     if status == 423:
         wait = max(LOCKED_MIN_WAIT_SECONDS, fields.get("retry_after_seconds") or 0.0)
         return TransientError(message, reason="locked", min_wait_seconds=wait, **fields)
-    if status >= 500 or status == 408 or status < 400:
+    if is_transient_status(status):
         # A 3xx means a proxy or base URL is wrong; retrying keeps the lead until that is fixed.
         return TransientError(message, reason="server", **fields)
     return _permanent(message, body=body, fields=fields)

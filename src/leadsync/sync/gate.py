@@ -23,7 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from leadsync.config import RateLimit
 from leadsync.db import transaction, utcnow
 from leadsync.hubspot.models import RateLimitInfo
+from leadsync.logging import get_logger
 from leadsync.sync.models import GATE_NAME, HubSpotGate
+
+log = get_logger(__name__)
 
 # Slack under the limit: 3% of the window plus a fixed 0.25 s absorb the delays (a claim,
 # a busy event loop) that can bunch requests which left their slots late then on time.
@@ -37,6 +40,9 @@ LOW_REMAINING_SHARE = 0.02
 OBSERVE_EVERY_SECONDS = 1.0
 AUTH_PROBE_FIRST_SECONDS = 5.0
 AUTH_PROBE_MAX_SECONDS = 300.0
+# The longest account-wide pause a 429's Retry-After can ask for (LEADSYNC_PAUSE_CAP_SECONDS
+# overrides it). A DAILY 429 is not capped: it waits for the account's midnight.
+DEFAULT_PAUSE_CAP_SECONDS = 300.0
 
 
 class PauseReason(StrEnum):
@@ -101,13 +107,18 @@ class Gate:
         limit: RateLimit,
         zone: ZoneInfo,
         clock: Callable[[], dt.datetime] = utcnow,
+        pause_cap_seconds: float = DEFAULT_PAUSE_CAP_SECONDS,
     ) -> None:
         self._sessions = sessions
         self._limit = limit
         self._zone = zone
         self._clock = clock
+        self._pause_cap = pause_cap_seconds
         self._last_max: int | None = None
         self._next_observe = 0.0
+        # Set while credentials are on trial: a probe (a read) passed after a 401/403, but no
+        # write has worked since. The first write that works ends the trial.
+        self._trial = False
 
     async def _row(self, session: AsyncSession) -> HubSpotGate:
         row = (
@@ -116,7 +127,7 @@ class Gate:
             )
         ).scalar_one_or_none()
         if row is None:  # the migration creates it; a wiped table must not stop the sync
-            row = HubSpotGate(name=GATE_NAME, next_slot_at=self._clock())
+            row = HubSpotGate(name=GATE_NAME, next_slot_at=self._clock(), auth_failures=0)
             session.add(row)
         return row
 
@@ -143,6 +154,7 @@ class Gate:
                 if row.pause_reason is not None:
                     row.pause_reason = row.pause_detail = None
                     row.paused_until = None
+                self._trial = (row.auth_failures or 0) > 0
                 slot = max(row.next_slot_at, now)
                 row.next_slot_at = slot + dt.timedelta(seconds=self.spacing(row.reported_max))
         # Raised after the commit: raising inside the transaction would roll the new deadline
@@ -157,6 +169,35 @@ class Gate:
         wait = (slot - self._clock()).total_seconds()
         if wait > 0:
             await asyncio.sleep(wait)  # pacing to the shared schedule, not a race workaround
+        # The slot was booked before the wait: a pause that began meanwhile wins over it.
+        await self.check()
+
+    async def check(self) -> None:
+        """Raise Paused if any worker has paused the sync (a read; takes no lock)."""
+        async with self._sessions() as session:
+            row = (
+                await session.execute(
+                    select(HubSpotGate.paused_until, HubSpotGate.pause_reason).where(
+                        HubSpotGate.name == GATE_NAME
+                    )
+                )
+            ).first()
+        if row is None:
+            return
+        paused_until, reason = row
+        now = self._clock()
+        if reason == PauseReason.AUTH or (paused_until is not None and paused_until > now):
+            raise Paused(until=paused_until or now, reason=reason or "unknown")
+
+    async def write_succeeded(self) -> None:
+        """Note that a HubSpot write worked: a credential trial, if one is on, has passed."""
+        if not self._trial:
+            return
+        self._trial = False
+        async with transaction(self._sessions) as session:
+            row = await self._row(session)
+            if row.pause_reason != PauseReason.AUTH:
+                row.auth_failures = 0
 
     async def observe(self, info: RateLimitInfo) -> None:
         """Correct the budget from HubSpot's rate-limit headers of a response."""
@@ -199,6 +240,9 @@ class Gate:
             until, reason = next_midnight(now, self._zone), PauseReason.DAILY_LIMIT
         else:
             wait = retry_after_seconds or interval_seconds or self._limit.window_seconds
+            if wait > self._pause_cap:
+                log.warning("sync.pause.capped", asked_seconds=wait, capped_seconds=self._pause_cap)
+                wait = self._pause_cap
             until, reason = now + dt.timedelta(seconds=wait), PauseReason.RATE_LIMIT
         async with transaction(self._sessions) as session:
             row = await self._row(session)
@@ -210,22 +254,31 @@ class Gate:
             return row.paused_until
 
     async def pause_for_auth(self, *, detail: str) -> dt.datetime:
-        """Pause every worker after a 401/403 until a probe shows the token works again."""
+        """Pause every worker after a 401/403 until a probe shows the token works again.
+
+        The wait grows with every failure since the last write that worked, so a token that
+        can read but not write (a lost write scope: the probe passes, the next write gets a
+        403) backs off to AUTH_PROBE_MAX_SECONDS instead of flapping every 5 s.
+        """
+        self._trial = False
         async with transaction(self._sessions) as session:
             row = await self._row(session)
             now = self._clock()
             if row.pause_reason != PauseReason.AUTH:
                 row.pause_reason, row.pause_detail = PauseReason.AUTH, detail
-                row.paused_until = now + dt.timedelta(seconds=auth_probe_delay(0))
-                row.auth_failures = 1
+                row.paused_until = now + dt.timedelta(seconds=auth_probe_delay(row.auth_failures))
+                row.auth_failures = (row.auth_failures or 0) + 1
             return row.paused_until or now
 
     async def resume(self) -> None:
-        """Lift a pause (after a successful probe)."""
+        """Lift a credential pause after a probe passed; a write must still prove the token.
+
+        `auth_failures` stays until a write works (write_succeeded), so a failing write
+        resumes the backoff where it stopped.
+        """
         async with transaction(self._sessions) as session:
             row = await self._row(session)
             row.paused_until = row.pause_reason = row.pause_detail = None
-            row.auth_failures = 0
 
     async def state(self) -> GateState:
         """Return the gate's current state."""

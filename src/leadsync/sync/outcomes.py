@@ -54,8 +54,9 @@ def to_completion(
         delay = dt.timedelta(seconds=decision.delay_seconds)
         return _with(attempted, status=SyncStatus.RETRYING, next_attempt_at=now + delay)
     if kind is ResultKind.RATE_LIMITED:
-        # One shared budget ran out: not the lead's fault, so no attempt is used up.
-        wait = dt.timedelta(seconds=result.retry_after_seconds or 0.0)
+        # One shared budget ran out: not the lead's fault, so no attempt is used up. The lead
+        # waits for the gate's pause (capped there) and for Retry-After up to the retry cap.
+        wait = dt.timedelta(seconds=min(result.retry_after_seconds or 0.0, policy.cap_seconds))
         return _with(
             attempted,
             status=SyncStatus.RETRYING if lead.attempts else SyncStatus.PENDING,

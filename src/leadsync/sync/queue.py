@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadsync.hubspot.errors import TRANSIENT_4XX_STATUSES
 from leadsync.leads.models import Lead, SyncStatus
 
 # Workers LISTEN on this channel; PostgreSQL delivers a NOTIFY only when its transaction
@@ -34,6 +35,7 @@ _NOTIFY = text(f"NOTIFY {NOTIFY_CHANNEL}")
 # prove the index applies even for generic plans of prepared statements.
 _UNFINISHED = text("leads.hubspot_sync_status IN ('PENDING', 'RETRYING', 'IN_PROGRESS')")
 _leads: Table = Lead.__table__  # type: ignore[assignment]
+_busy = _leads.alias("busy")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,48 +95,194 @@ async def next_due_at(session: AsyncSession) -> dt.datetime | None:
     return result.scalar_one()
 
 
+# Every claim takes this transaction-scoped advisory lock on PostgreSQL (SQLite's BEGIN
+# IMMEDIATE serialises it already). "At most one write per email in flight" needs each claim to
+# see every claim committed before it: with SKIP LOCKED alone, two claimers could each take a
+# different lead of one email. A claim holds the lock for a few milliseconds.
+CLAIM_LOCK_KEY = 0x6C65_6164_7379_6E63  # "leadsync"
+_CLAIM_LOCK = text("SELECT pg_advisory_xact_lock(CAST(:key AS bigint))")
+# Due leads looked at per claim, beyond the limit: room for leads whose email is busy.
+CLAIM_SCAN_EXTRA = 50
+LEASE_EXPIRED_ERROR = (
+    "lease expired before the outcome was recorded: the worker was killed or stalled "
+    "during the HubSpot call"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What one claim took: leads under one fencing token, and what goes with them.
+
+    `leads`: every unfinished lead of the claimed emails, IN_PROGRESS under `token` until
+    `expires_at`, in id order. `history`: the SYNCED leads of the same emails, whose values
+    the write must carry too (newest non-empty value per property wins, across all of an
+    email's leads). `exhausted`: leads whose expired lease used up their last attempt; they
+    are FAILED now and not part of the batch.
+    """
+
+    token: str
+    expires_at: dt.datetime
+    leads: list[LeadSnapshot]
+    history: list[LeadSnapshot]
+    exhausted: list[LeadSnapshot]
+
+    def __len__(self) -> int:
+        return len(self.leads)
+
+    def __bool__(self) -> bool:
+        return bool(self.leads)
+
+    @property
+    def emails(self) -> list[str]:
+        """The distinct emails of the claimed leads."""
+        return list(dict.fromkeys(lead.email for lead in self.leads))
+
+
+_SNAPSHOT_COLUMNS = (
+    Lead.id,
+    Lead.email,
+    Lead.firstname,
+    Lead.lastname,
+    Lead.phone,
+    Lead.company,
+    Lead.message,
+    Lead.source,
+    Lead.created_at,
+    Lead.hubspot_sync_attempts,
+)
+
+
 async def claim(
-    session: AsyncSession, *, limit: int, lease_seconds: float, now: dt.datetime
-) -> list[LeadSnapshot]:
-    """Lease up to `limit` due leads to a fresh fencing token; concurrent claimers skip them."""
+    session: AsyncSession,
+    *,
+    limit: int,
+    lease_seconds: float,
+    now: dt.datetime,
+    max_attempts: int | None = None,
+) -> Claim:
+    """Lease the due leads of up to `limit` emails, with every unfinished lead of each email.
+
+    An email with a live lease elsewhere is skipped (one write per email in flight), and its
+    due leads are deferred to that lease's expiry so they do not clog the head of the queue;
+    completing the other batch brings them forward again. A lead re-claimed after its lease
+    expired counts an attempt; if that was its last (`max_attempts`), it is FAILED instead.
+    """
     token = str(uuid.uuid4())
     expires = now + dt.timedelta(seconds=lease_seconds)
-    picked = (
-        _due(now)
-        .order_by(Lead.hubspot_next_attempt_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+    conn = await session.connection()
+    if conn.dialect.name == "postgresql":
+        await conn.execute(_CLAIM_LOCK, {"key": CLAIM_LOCK_KEY})
+    busy = (
+        select(func.max(_busy.c.hubspot_lease_expires_at))
+        .where(
+            _busy.c.email == Lead.email,
+            _busy.c.hubspot_sync_status == SyncStatus.IN_PROGRESS.value,
+            _busy.c.hubspot_lease_expires_at > now,
+        )
         .scalar_subquery()
     )
-    stmt = (
+    scanned = (
+        await conn.execute(
+            select(Lead.id, Lead.email, busy)
+            .where(_UNFINISHED, Lead.hubspot_next_attempt_at <= now)
+            .order_by(Lead.hubspot_next_attempt_at, Lead.id)
+            .limit(limit + CLAIM_SCAN_EXTRA)
+        )
+    ).all()
+    emails: list[str] = []
+    deferred: dict[dt.datetime, list[int]] = {}
+    for lead_id, email, busy_until in scanned:
+        if busy_until is not None:
+            deferred.setdefault(busy_until, []).append(lead_id)
+        elif email not in emails and len(emails) < limit:
+            emails.append(email)
+    for until, ids in deferred.items():
+        await conn.execute(
+            update(Lead)
+            .where(Lead.id.in_(ids), _UNFINISHED)
+            .values(hubspot_next_attempt_at=until)
+            .execution_options(synchronize_session=False)
+        )
+    if not emails:
+        return Claim(token, expires, [], [], [])
+    # An IN_PROGRESS lead of a free email has an expired lease: its worker died or stalled.
+    expired = Lead.hubspot_sync_status == SyncStatus.IN_PROGRESS.value
+    exhausted = (
+        and_(expired, Lead.hubspot_sync_attempts + 1 >= max_attempts)
+        if max_attempts is not None
+        else text("false")
+    )
+    rows = (
+        await conn.execute(
+            update(Lead)
+            .where(_UNFINISHED, Lead.email.in_(emails))
+            .values(
+                hubspot_sync_status=case(
+                    (exhausted, SyncStatus.FAILED.value), else_=SyncStatus.IN_PROGRESS.value
+                ),
+                hubspot_sync_attempts=Lead.hubspot_sync_attempts + case((expired, 1), else_=0),
+                hubspot_error=case((expired, LEASE_EXPIRED_ERROR), else_=Lead.hubspot_error),
+                hubspot_lease_token=case((exhausted, None), else_=token),
+                hubspot_lease_expires_at=case((exhausted, None), else_=expires),
+                # Equal to the lease expiry: an orphaned row becomes due again by itself.
+                hubspot_next_attempt_at=case((exhausted, None), else_=expires),
+                updated_at=now,
+            )
+            .returning(*_SNAPSHOT_COLUMNS, Lead.hubspot_sync_status)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    leads: list[LeadSnapshot] = []
+    failed: list[LeadSnapshot] = []
+    for *values, status in rows:
+        lead = LeadSnapshot(*values, lease_token=token)  # type: ignore[misc]
+        (failed if status == SyncStatus.FAILED.value else leads).append(lead)
+    history: list[LeadSnapshot] = []
+    if leads:
+        synced = await conn.execute(
+            select(*_SNAPSHOT_COLUMNS).where(
+                Lead.email.in_({lead.email for lead in leads}),
+                Lead.hubspot_sync_status == SyncStatus.SYNCED.value,
+            )
+        )
+        history = [LeadSnapshot(*row, lease_token="") for row in synced]  # type: ignore[misc]
+    return Claim(
+        token=token,
+        expires_at=expires,
+        leads=sorted(leads, key=lambda lead: lead.id),
+        history=sorted(history, key=lambda lead: lead.id),
+        exhausted=sorted(failed, key=lambda lead: lead.id),
+    )
+
+
+async def renew(
+    session: AsyncSession,
+    *,
+    token: str,
+    lead_ids: Sequence[int],
+    lease_seconds: float,
+    now: dt.datetime,
+) -> tuple[set[int], dt.datetime]:
+    """Extend the lease of these leads if it is still ours; return the ids kept and the expiry.
+
+    Fenced like an outcome: a lead re-claimed by another worker (new token) or put back by
+    reconciliation is not renewed, and the caller must not send it.
+    """
+    expires = now + dt.timedelta(seconds=lease_seconds)
+    if not lead_ids:
+        return set(), expires
+    result = await session.execute(
         update(Lead)
-        .where(Lead.id.in_(picked))
-        .values(
-            hubspot_sync_status=SyncStatus.IN_PROGRESS.value,
-            hubspot_lease_token=token,
-            hubspot_lease_expires_at=expires,
-            # Equal to the lease expiry: an orphaned row becomes due again by itself.
-            hubspot_next_attempt_at=expires,
+        .where(
+            Lead.id.in_(list(lead_ids)),
+            Lead.hubspot_lease_token == token,
+            Lead.hubspot_sync_status == SyncStatus.IN_PROGRESS.value,
         )
-        .returning(
-            Lead.id,
-            Lead.email,
-            Lead.firstname,
-            Lead.lastname,
-            Lead.phone,
-            Lead.company,
-            Lead.message,
-            Lead.source,
-            Lead.created_at,
-            Lead.hubspot_sync_attempts,
-        )
+        .values(hubspot_lease_expires_at=expires, hubspot_next_attempt_at=expires)
+        .returning(Lead.id)
         .execution_options(synchronize_session=False)
     )
-    rows = (await session.execute(stmt)).all()
-    return sorted(
-        (LeadSnapshot(*row, lease_token=token) for row in rows),  # type: ignore[call-arg]
-        key=lambda lead: lead.id,
-    )
+    return {int(row[0]) for row in result}, expires
 
 
 _COMPLETE = (
@@ -205,11 +353,16 @@ _COMPLETE_UNNEST = text(
 
 
 async def complete(
-    session: AsyncSession, *, completions: Sequence[Completion], now: dt.datetime
-) -> set[int] | None:
+    session: AsyncSession,
+    *,
+    completions: Sequence[Completion],
+    now: dt.datetime,
+    wake_until: dt.datetime | None = None,
+) -> set[int]:
     """Write outcomes in one round trip; a row whose lease moved on is left alone (fencing).
 
-    Returns the ids really written on PostgreSQL (None on SQLite, where it is not known).
+    Returns the ids really written. `wake_until`: the batch's lease expiry; leads of the same
+    emails that a claim deferred until then (their email was busy with this batch) are due now.
     """
     if not completions:
         return set()
@@ -232,45 +385,88 @@ async def complete(
                 "now": now,
             },
         )
-        return {int(row[0]) for row in written}
-    params = [
-        {
-            "b_id": c.lead_id,
-            "b_token": c.lease_token,
-            "b_status": c.status.value,
-            "b_attempts": c.attempts,
-            "b_attempted_at": c.attempted_at,
-            "b_http_status": c.http_status,
-            "b_hubspot_id": c.hubspot_id,
-            "b_synced_at": c.synced_at,
-            "b_set_error": not c.keep_error,
-            "b_error": c.error,
-            "b_next": c.next_attempt_at,
-            "b_now": now,
-        }
-        for c in completions
-    ]
-    await conn.execute(_COMPLETE, params)
-    return None
+        ids = {int(row[0]) for row in written}
+    else:
+        # SQLite: the transaction holds the only write lock (BEGIN IMMEDIATE), so the rows
+        # still leased to us now are exactly the rows the executemany below will change.
+        tokens = {c.lead_id: c.lease_token for c in completions}
+        leased = await conn.execute(
+            select(_leads.c.id, _leads.c.hubspot_lease_token).where(_leads.c.id.in_(list(tokens)))
+        )
+        ids = {int(lead_id) for lead_id, token in leased if token == tokens[lead_id]}
+        params = [
+            {
+                "b_id": c.lead_id,
+                "b_token": c.lease_token,
+                "b_status": c.status.value,
+                "b_attempts": c.attempts,
+                "b_attempted_at": c.attempted_at,
+                "b_http_status": c.http_status,
+                "b_hubspot_id": c.hubspot_id,
+                "b_synced_at": c.synced_at,
+                "b_set_error": not c.keep_error,
+                "b_error": c.error,
+                "b_next": c.next_attempt_at,
+                "b_now": now,
+            }
+            for c in completions
+            if c.lead_id in ids
+        ]
+        if params:
+            await conn.execute(_COMPLETE, params)
+    if wake_until is not None and ids:
+        await _wake_deferred(session, lead_ids=ids, now=now, until=wake_until)
+    return ids
 
 
-async def release_expired_leases(session: AsyncSession, *, now: dt.datetime) -> int:
-    """Put IN_PROGRESS rows whose worker died back in the queue, due now; return how many."""
-    result = await session.execute(
+async def _wake_deferred(
+    session: AsyncSession, *, lead_ids: set[int], now: dt.datetime, until: dt.datetime
+) -> None:
+    # The range on the due column keeps this an index probe that is empty nearly always.
+    emails = select(Lead.email).where(Lead.id.in_(list(lead_ids)))
+    await session.execute(
         update(Lead)
         .where(
-            Lead.hubspot_sync_status == SyncStatus.IN_PROGRESS.value,
-            Lead.hubspot_lease_expires_at < now,
+            Lead.hubspot_sync_status == SyncStatus.PENDING.value,
+            Lead.hubspot_next_attempt_at > now,
+            Lead.hubspot_next_attempt_at <= until,
+            Lead.email.in_(emails.scalar_subquery()),
+            Lead.id.not_in(list(lead_ids)),  # the batch's own leads keep their schedule
         )
+        .values(hubspot_next_attempt_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def release_expired_leases(
+    session: AsyncSession, *, now: dt.datetime, max_attempts: int | None = None
+) -> int:
+    """Put IN_PROGRESS rows whose worker died back in the queue, due now; return how many.
+
+    The lost attempt counts, as on a re-claim: a lead that always kills its worker ends
+    FAILED after `max_attempts` instead of looping.
+    """
+    expired = and_(
+        Lead.hubspot_sync_status == SyncStatus.IN_PROGRESS.value,
+        Lead.hubspot_lease_expires_at < now,
+    )
+    exhausted = (
+        Lead.hubspot_sync_attempts + 1 >= max_attempts
+        if max_attempts is not None
+        else text("false")
+    )
+    result = await session.execute(
+        update(Lead)
+        .where(expired)
         .values(
-            # Like a release: a lead never attempted is PENDING again, not RETRYING.
             hubspot_sync_status=case(
-                (Lead.hubspot_sync_attempts > 0, SyncStatus.RETRYING.value),
-                else_=SyncStatus.PENDING.value,
+                (exhausted, SyncStatus.FAILED.value), else_=SyncStatus.RETRYING.value
             ),
+            hubspot_sync_attempts=Lead.hubspot_sync_attempts + 1,
+            hubspot_error=LEASE_EXPIRED_ERROR,
             hubspot_lease_token=None,
             hubspot_lease_expires_at=None,
-            hubspot_next_attempt_at=now,
+            hubspot_next_attempt_at=case((exhausted, None), else_=now),
             updated_at=now,
         )
         .execution_options(synchronize_session=False)
@@ -279,8 +475,9 @@ async def release_expired_leases(session: AsyncSession, *, now: dt.datetime) -> 
 
 
 def _transient_failure() -> object:
+    # The same rule as the HubSpot client's classification (hubspot.errors).
     status = Lead.hubspot_last_http_status
-    return or_(status.is_(None), status >= 500, status.in_((408, 423, 429)))
+    return or_(status.is_(None), status >= 500, status.in_(sorted(TRANSIENT_4XX_STATUSES)))
 
 
 async def requeue_failed(

@@ -1,7 +1,8 @@
-"""Retry policy, a pure function: exponential backoff, full jitter, never before Retry-After."""
+"""Retry policy, a pure function: exponential backoff, full jitter, Retry-After up to the cap."""
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from enum import StrEnum
@@ -29,6 +30,8 @@ class Decision:
 
     verdict: Verdict
     delay_seconds: float = 0.0
+    # The Retry-After HubSpot asked for, when it was longer than the cap and so cut to it.
+    capped_retry_after: float | None = None
 
 
 def decide(
@@ -38,13 +41,20 @@ def decide(
     rng: random.Random,
     retry_after_seconds: float | None = None,
 ) -> Decision:
-    """Decide after a transient failure, `attempts` counting the one that just failed."""
+    """Decide after a transient failure, `attempts` counting the one that just failed.
+
+    A Retry-After is honoured up to `cap_seconds` (LEADSYNC_RETRY_CAP_SECONDS): HubSpot, or a
+    proxy in front of it, must not be able to park a lead for a year.
+    """
     if attempts >= policy.max_attempts:
         return Decision(Verdict.FAIL)
     # Full jitter (AWS architecture blog): uniform over [0, min(cap, base * 2**attempt)]
     # spreads a burst of failures out instead of retrying them in lock-step.
     ceiling = min(policy.cap_seconds, policy.base_seconds * 2.0 ** min(attempts, 62))
     delay = rng.uniform(0.0, ceiling)
-    if retry_after_seconds is not None:
-        delay = max(delay, retry_after_seconds)
-    return Decision(Verdict.RETRY, delay)
+    capped = None
+    if retry_after_seconds is not None and math.isfinite(retry_after_seconds):
+        if retry_after_seconds > policy.cap_seconds:
+            capped = retry_after_seconds
+        delay = max(delay, min(retry_after_seconds, policy.cap_seconds))
+    return Decision(Verdict.RETRY, delay, capped)

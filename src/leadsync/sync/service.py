@@ -13,9 +13,11 @@ from leadsync.hubspot.errors import (
     AuthError,
     ConflictError,
     HubSpotError,
+    InputVerdict,
     PermanentError,
     RateLimitedError,
     TransientError,
+    classify_input_error,
 )
 from leadsync.hubspot.models import RateLimitInfo, UpsertInput
 from leadsync.hubspot.payload import lead_properties
@@ -66,20 +68,46 @@ class Budget(Protocol):
 
     async def pause_for_auth(self, *, detail: str) -> object: ...
 
+    async def write_succeeded(self) -> None: ...
+
+
+class Lease(Protocol):
+    """The claim's lease: a call may start only for leads whose lease covers all of it."""
+
+    async def cover(self, lead_ids: Sequence[int]) -> set[int]:
+        """Return the ids whose lease covers one whole call from now (renewing it if needed)."""
+        ...
+
+
+class _NoLease:
+    async def cover(self, lead_ids: Sequence[int]) -> set[int]:
+        return set(lead_ids)
+
 
 @dataclass(frozen=True, slots=True)
 class _Group:
-    """The leads of one email in a batch: one contact, one input, one shared outcome."""
+    """The leads of one email in a batch: one contact, one input, one shared outcome.
+
+    `history`: the email's leads already SYNCED. Their values go into the write too, so the
+    contact holds the newest non-empty value of every property across all of the email's
+    leads, whatever order their writes took (docs/architecture.md, "Guarantees").
+    """
 
     email: str
     leads: tuple[LeadSnapshot, ...]
+    history: tuple[LeadSnapshot, ...] = ()
 
     def properties(self, extra: dict[str, str]) -> dict[str, str]:
         merged: dict[str, str] = {}
-        for lead in self.leads:  # oldest first, so the newest non-empty value wins
+        ordered = sorted((*self.history, *self.leads), key=lambda lead: lead.id)
+        for lead in ordered:  # oldest first, so the newest non-empty value wins
             fields = {name: getattr(lead, name) for name in LEAD_FIELDS}
             merged.update(lead_properties(fields, extra=extra))
         return merged
+
+    @property
+    def lead_ids(self) -> list[int]:
+        return [lead.id for lead in self.leads]
 
     @property
     def trace_id(self) -> str:
@@ -91,16 +119,25 @@ class _Group:
 
 @dataclass(slots=True)
 class _Turns:
-    """The request turns of one sync call; the worker may have paid for the first already."""
+    """The request turns of one sync call; the worker may have paid for the first already.
+
+    Each turn is also where the lease is checked: a group whose lease cannot cover the call
+    (and cannot be renewed: another worker owns it now) is left out of the call.
+    """
 
     budget: Budget
     prepaid: bool
+    lease: Lease
 
-    async def acquire(self) -> None:
+    async def acquire(self, groups: list[_Group]) -> tuple[list[_Group], list[_Group]]:
+        """Wait for the turn; return (groups to send, groups whose lease is lost)."""
         if self.prepaid:
             self.prepaid = False
-            return
-        await self.budget.acquire()
+        else:
+            await self.budget.acquire()
+        covered = await self.lease.cover([i for g in groups for i in g.lead_ids])
+        kept = [g for g in groups if all(i in covered for i in g.lead_ids)]
+        return kept, [g for g in groups if g not in kept]
 
 
 def _names(text: str, email: str) -> bool:
@@ -109,12 +146,28 @@ def _names(text: str, email: str) -> bool:
     return re.search(pattern, text, flags=re.IGNORECASE) is not None
 
 
-def group_by_email(leads: Sequence[LeadSnapshot]) -> list[_Group]:
+def _key(email: str) -> str:
+    return email.strip().lower()
+
+
+def group_by_email(
+    leads: Sequence[LeadSnapshot], history: Sequence[LeadSnapshot] = ()
+) -> list[_Group]:
     """Group leads by (already lowercased) email, keeping id order inside each group."""
     groups: dict[str, list[LeadSnapshot]] = {}
     for lead in sorted(leads, key=lambda item: item.id):
-        groups.setdefault(lead.email.strip().lower(), []).append(lead)
-    return [_Group(email, tuple(items)) for email, items in groups.items()]
+        groups.setdefault(_key(lead.email), []).append(lead)
+    past: dict[str, list[LeadSnapshot]] = {}
+    for lead in history:
+        if _key(lead.email) in groups:
+            past.setdefault(_key(lead.email), []).append(lead)
+    return [
+        _Group(email, tuple(items), tuple(past.get(email, ()))) for email, items in groups.items()
+    ]
+
+
+def _released(groups: list[_Group]) -> list[LeadResult]:
+    return [r for g in groups for r in g.results(ResultKind.RELEASED)]
 
 
 class SyncService:
@@ -134,14 +187,21 @@ class SyncService:
         self._extra = dict(extra_properties or {})
 
     async def sync(
-        self, leads: Sequence[LeadSnapshot], *, prepaid: bool = False
+        self,
+        leads: Sequence[LeadSnapshot],
+        *,
+        prepaid: bool = False,
+        history: Sequence[LeadSnapshot] = (),
+        lease: Lease | None = None,
     ) -> list[LeadResult]:
         """Send the leads to HubSpot and return one result per lead.
 
         `prepaid`: the caller already waited for the budget's slot of the first request.
+        `history`: the SYNCED leads of the same emails (their values are sent too).
+        `lease`: checked before every call; leads it no longer covers are not sent.
         """
-        groups = group_by_email(leads)
-        turns = _Turns(self._budget, prepaid)
+        groups = group_by_email(leads, history)
+        turns = _Turns(self._budget, prepaid, lease or _NoLease())
         if self._mode == "batch":
             return await self._upsert(groups, turns)
         results: list[LeadResult] = []
@@ -149,44 +209,60 @@ class SyncService:
             try:
                 results += await self._single(group, turns)
             except (Paused, ProbeDue):
-                for rest in groups[index:]:
-                    results += rest.results(ResultKind.RELEASED)
+                results += _released(groups[index:])
                 break
         return results
 
     async def _upsert(self, groups: list[_Group], turns: _Turns) -> list[LeadResult]:
         try:
-            await turns.acquire()
+            groups, lost = await turns.acquire(groups)
         except (Paused, ProbeDue):
-            return [r for g in groups for r in g.results(ResultKind.RELEASED)]
+            return _released(groups)
+        if not groups:
+            return _released(lost)
         inputs = [UpsertInput(g.email, g.properties(self._extra), g.trace_id) for g in groups]
         try:
             reply = await self._client.batch_upsert(inputs=inputs)
-        except (PermanentError, ConflictError) as exc:
+        except PermanentError as exc:
             await self._budget.observe(exc.rate_limit)
             if len(groups) > 1:
-                return await self._isolate(groups, turns, str(exc))
-            return groups[0].results(ResultKind.FAILED, http_status=exc.http_status, error=str(exc))
+                return _released(lost) + await self._isolate(groups, turns, str(exc))
+            failed = groups[0].results(
+                ResultKind.FAILED, http_status=exc.http_status, error=str(exc)
+            )
+            return _released(lost) + failed
+        except ConflictError as exc:
+            # An upsert by email conflicts only with a concurrent write of the same contact
+            # (another integration, or HubSpot still applying an earlier one): retry later.
+            await self._budget.observe(exc.rate_limit)
+            values = {"http_status": exc.http_status, "error": str(exc)}
+            return _released(lost) + [
+                r for g in groups for r in g.results(ResultKind.RETRY, **values)
+            ]
         except HubSpotError as exc:
             # One response, one pause: not one shared-gate write per email of the batch.
-            return await self._failure(groups, exc)
+            return _released(lost) + await self._failure(groups, exc)
         await self._budget.observe(reply.rate_limit)
+        await self._budget.write_succeeded()
         by_email = reply.by_email
-        failed: dict[str, str] = {}
+        failed_inputs: dict[str, tuple[InputVerdict, int, str]] = {}
         for error in reply.errors:
+            verdict, status = classify_input_error(error.status, error.category)
             text = f"{error.category or 'ERROR'}: {error.message}"
             for key in (*error.trace_ids, *error.ids):
-                failed[key.strip().lower()] = text
-        results: list[LeadResult] = []
+                failed_inputs[key.strip().lower()] = (verdict, status, text)
+        results: list[LeadResult] = _released(lost)
         for group in groups:
             contact = by_email.get(group.email)
-            error_text = failed.get(group.trace_id) or failed.get(group.email)
+            refused = failed_inputs.get(group.trace_id) or failed_inputs.get(group.email)
             if contact is not None:
                 results += group.results(
                     ResultKind.SYNCED, hubspot_id=contact.id, http_status=reply.http_status
                 )
-            elif error_text is not None:
-                results += group.results(ResultKind.FAILED, http_status=400, error=error_text)
+            elif refused is not None:
+                verdict, status, text = refused
+                kind = ResultKind.RETRY if verdict is InputVerdict.TRANSIENT else ResultKind.FAILED
+                results += group.results(kind, http_status=status, error=text)
             else:  # a 2xx that silently dropped an input: nothing says it was applied
                 results += group.results(
                     ResultKind.RETRY,
@@ -214,7 +290,8 @@ class SyncService:
     async def _single(self, group: _Group, turns: _Turns) -> list[LeadResult]:
         properties = group.properties(self._extra)
         try:
-            await turns.acquire()
+            if not (await turns.acquire([group]))[0]:
+                return group.results(ResultKind.RELEASED)
             try:
                 contact = await self._client.create_contact(properties=properties)
                 status = 201
@@ -225,7 +302,8 @@ class SyncService:
                     return group.results(
                         ResultKind.RETRY, http_status=409, error=f"{conflict} (id not found yet)"
                     )
-                await turns.acquire()
+                if not (await turns.acquire([group]))[0]:
+                    return group.results(ResultKind.RELEASED)
                 contact = await self._client.update_contact(
                     contact_id=contact_id, properties=properties
                 )
@@ -235,6 +313,7 @@ class SyncService:
         except HubSpotError as exc:
             return await self._failure([group], exc)
         await self._budget.observe(contact.rate_limit)
+        await self._budget.write_succeeded()
         return group.results(ResultKind.SYNCED, hubspot_id=contact.id, http_status=status)
 
     async def _search(self, email: str) -> str | None:

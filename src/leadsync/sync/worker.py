@@ -8,7 +8,7 @@ import datetime as dt
 import logging
 import random
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from leadsync import metrics
-from leadsync.config import Settings
+from leadsync.config import LEASE_MARGIN_SECONDS, Settings
 from leadsync.context import AppContext
 from leadsync.db import transaction, utcnow
 from leadsync.hubspot.client import HubSpotClient
@@ -27,7 +27,7 @@ from leadsync.sync import queue
 from leadsync.sync.gate import Gate, Paused, PauseReason, ProbeDue
 from leadsync.sync.listener import PostgresListener
 from leadsync.sync.outcomes import to_completion
-from leadsync.sync.queue import Completion, LeadSnapshot
+from leadsync.sync.queue import Claim, Completion, LeadSnapshot
 from leadsync.sync.retry import RetryPolicy
 from leadsync.sync.service import LeadResult, ResultKind, SyncService
 
@@ -56,7 +56,12 @@ class Worker:
         self._client = client
         self._rng = rng or random.Random()
         self._on_results = on_results
-        self.gate = Gate(sessions=sessions, limit=settings.rate_limit, zone=settings.account_zone)
+        self.gate = Gate(
+            sessions=sessions,
+            limit=settings.rate_limit,
+            zone=settings.account_zone,
+            pause_cap_seconds=settings.pause_cap_seconds,
+        )
         self._service = SyncService(
             client=client,
             budget=self.gate,
@@ -165,12 +170,20 @@ class Worker:
             wait = (slot - utcnow()).total_seconds()
             if wait > 0:
                 await asyncio.sleep(wait)  # pacing to the shared schedule
-            leads = await self.claim()
-            self._backlog = len(leads) >= self._claim_size
+            try:
+                # The slot was booked before the wait: a pause that began meanwhile wins.
+                await self.gate.check()
+            except Paused:
+                self._backlog = False
+                return
+            batch = await self.claim()
+            self._backlog = len(batch) >= self._claim_size
         finally:
             claimed.set()
-        if leads:
-            await self.process(leads, prepaid=True)
+        if batch.exhausted:
+            self._report_exhausted(batch)
+        if batch:
+            await self.process(batch, prepaid=True)
 
     async def _probe(self) -> None:
         try:
@@ -199,7 +212,7 @@ class Worker:
             for waiter in waiters:
                 waiter.cancel()
 
-    async def claim(self) -> list[LeadSnapshot]:
+    async def claim(self) -> Claim:
         """Lease the next due leads to this worker."""
         async with transaction(self._sessions) as session:
             return await queue.claim(
@@ -207,25 +220,94 @@ class Worker:
                 limit=self._claim_size,
                 lease_seconds=self._settings.lease_seconds,
                 now=utcnow(),
+                max_attempts=self._settings.max_attempts,
             )
 
-    async def process(self, leads: list[LeadSnapshot], *, prepaid: bool = False) -> None:
+    async def process(self, batch: Claim, *, prepaid: bool = False) -> None:
         """Sync one claimed batch and record each lead's outcome under its lease."""
         started = time.monotonic()
+        lease = _BatchLease(
+            sessions=self._sessions,
+            token=batch.token,
+            expires_at=batch.expires_at,
+            lease_seconds=self._settings.lease_seconds,
+            call_seconds=self._settings.hubspot_total_timeout_seconds,
+        )
+        leads = batch.leads
         try:
-            results = await self._service.sync(leads, prepaid=prepaid)
+            results = await self._service.sync(
+                leads, prepaid=prepaid, history=batch.history, lease=lease
+            )
         except asyncio.CancelledError:
             if not self._abandoned:
-                await asyncio.shield(self._release(leads))
+                await asyncio.shield(self._release(leads, lease))
             raise
         except Exception as exc:  # a bug must not strand leads: they retry with backoff
             log.exception("sync.batch.crashed", lead_ids=[lead.id for lead in leads])
             error = f"internal error: {type(exc).__name__}"
             results = [LeadResult(lead.id, ResultKind.RETRY, error=error) for lead in leads]
-        await asyncio.shield(self._record(leads, results, time.monotonic() - started))
+        try:
+            await asyncio.shield(
+                self._record(leads, results, time.monotonic() - started, lease.expires_at)
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # The leads stay IN_PROGRESS under a lease that runs out by itself; the next claim
+            # counts the lost attempt (docs/architecture.md, state machine).
+            log.error(
+                "sync.batch.record_failed",
+                lead_ids=[lead.id for lead in leads],
+                error_type=type(exc).__name__,
+            )
+
+    def _completion(
+        self,
+        result: LeadResult,
+        lead: LeadSnapshot,
+        now: dt.datetime,
+        resume_at: dt.datetime | None,
+    ) -> Completion:
+        retry_after = result.retry_after_seconds
+        if (
+            result.kind is ResultKind.RETRY
+            and retry_after is not None
+            and retry_after > self._settings.retry_cap_seconds
+        ):
+            log.warning(
+                "sync.retry_after.capped",
+                lead_id=lead.id,
+                asked_seconds=retry_after,
+                capped_seconds=self._settings.retry_cap_seconds,
+            )
+        try:
+            return to_completion(
+                result=result,
+                lead=lead,
+                policy=self._policy,
+                rng=self._rng,
+                now=now,
+                resume_at=resume_at,
+            )
+        except Exception as exc:
+            # Whatever HubSpot sent, the lead must end in a defined state: retry with backoff.
+            log.exception("sync.outcome.unrecordable", lead_id=lead.id)
+            error = f"internal error recording the outcome: {type(exc).__name__}"
+            fallback = LeadResult(lead.id, ResultKind.RETRY, http_status=result.http_status)
+            return to_completion(
+                result=replace(fallback, error=error),
+                lead=lead,
+                policy=self._policy,
+                rng=self._rng,
+                now=now,
+            )
 
     async def _record(
-        self, leads: list[LeadSnapshot], results: list[LeadResult], seconds: float
+        self,
+        leads: list[LeadSnapshot],
+        results: list[LeadResult],
+        seconds: float,
+        wake_until: dt.datetime | None = None,
     ) -> None:
         now = utcnow()
         resume_at = None
@@ -234,19 +316,13 @@ class Worker:
             resume_at = state.paused_until if state.paused(now) else None
         by_id = {lead.id: lead for lead in leads}
         completions = [
-            to_completion(
-                result=result,
-                lead=by_id[result.lead_id],
-                policy=self._policy,
-                rng=self._rng,
-                now=now,
-                resume_at=resume_at,
-            )
-            for result in results
+            self._completion(result, by_id[result.lead_id], now, resume_at) for result in results
         ]
         async with transaction(self._sessions) as session:
-            written = await queue.complete(session, completions=completions, now=now)
-        if written is not None and len(written) < len(completions):
+            written = await queue.complete(
+                session, completions=completions, now=now, wake_until=wake_until
+            )
+        if len(written) < len(completions):
             # Fenced out: the lease expired and another worker owns these leads now; its
             # outcome counts, not ours (the write was idempotent at HubSpot either way).
             fenced = [c.lead_id for c in completions if c.lead_id not in written]
@@ -266,6 +342,22 @@ class Worker:
         self._log_outcomes(results, completions, seconds)
         if self._on_results is not None:
             self._on_results(results, leads, seconds)
+
+    def _report_exhausted(self, batch: Claim) -> None:
+        results = [
+            LeadResult(lead.id, ResultKind.FAILED, error=queue.LEASE_EXPIRED_ERROR)
+            for lead in batch.exhausted
+        ]
+        for lead in batch.exhausted:
+            log.warning(
+                "sync.lead.failed",
+                lead_id=lead.id,
+                attempt=lead.attempts + 1,
+                status=SyncStatus.FAILED.value,
+                error=queue.LEASE_EXPIRED_ERROR,
+            )
+        if self._on_results is not None:
+            self._on_results(results, batch.exhausted, 0.0)
 
     def _log_outcomes(
         self, results: list[LeadResult], completions: list[Completion], seconds: float
@@ -291,9 +383,9 @@ class Worker:
                 error=result.error,
             )
 
-    async def _release(self, leads: list[LeadSnapshot]) -> None:
+    async def _release(self, leads: list[LeadSnapshot], lease: _BatchLease) -> None:
         results = [LeadResult(lead.id, ResultKind.RELEASED) for lead in leads]
-        await self._record(leads, results, 0.0)
+        await self._record(leads, results, 0.0, lease.expires_at)
 
     async def _drain(self) -> None:
         if not self._inflight or self._abandoned:
@@ -316,9 +408,53 @@ class Worker:
                 older_than_seconds=self._settings.reconcile_after_seconds,
                 transient_only=True,
             )
-            released = await queue.release_expired_leases(session, now=now)
+            released = await queue.release_expired_leases(
+                session, now=now, max_attempts=self._settings.max_attempts
+            )
         if requeued or released:
             log.info("sync.reconciled", requeued=requeued, expired_leases=released)
+
+
+class _BatchLease:
+    """The lease of one claimed batch: renewed before any call it could not cover."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        token: str,
+        expires_at: dt.datetime,
+        lease_seconds: float,
+        call_seconds: float,
+    ) -> None:
+        self._sessions = sessions
+        self._token = token
+        self.expires_at = expires_at
+        self._lease_seconds = lease_seconds
+        # A call may last its whole total timeout, plus a margin for clocks and scheduling.
+        self._needed = dt.timedelta(seconds=call_seconds + LEASE_MARGIN_SECONDS)
+        self._lost: set[int] = set()
+
+    async def cover(self, lead_ids: Sequence[int]) -> set[int]:
+        """Return the ids whose lease covers one whole call from now, renewing if needed."""
+        wanted = [i for i in lead_ids if i not in self._lost]
+        now = utcnow()
+        if self.expires_at - now >= self._needed:
+            return set(wanted)
+        async with transaction(self._sessions) as session:
+            kept, expires = await queue.renew(
+                session,
+                token=self._token,
+                lead_ids=wanted,
+                lease_seconds=self._lease_seconds,
+                now=now,
+            )
+        self._lost.update(i for i in wanted if i not in kept)
+        if kept:
+            self.expires_at = expires
+        if len(kept) < len(wanted):
+            log.info("sync.lease.lost", lead_ids=sorted(set(wanted) - kept))
+        return kept
 
 
 async def _first_of(event_wait: Coroutine[Any, Any, object], task: asyncio.Task[None]) -> None:

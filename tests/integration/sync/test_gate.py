@@ -21,6 +21,7 @@ from leadsync.sync.gate import (
     Paused,
     PauseReason,
     ProbeDue,
+    auth_probe_delay,
 )
 from leadsync.sync.models import HubSpotGate
 from tests.integration.sync.conftest import FakeClock
@@ -254,8 +255,30 @@ async def test_auth_pause_holds_until_resume(gate: Gate, clock: FakeClock) -> No
     clock.advance(AUTH_PROBE_FIRST_SECONDS)
     with pytest.raises(ProbeDue):
         await gate.reserve()
-    await gate.resume()  # the probe worked
+    await gate.resume()  # the probe (a read) worked
     state = await gate.state()
     assert not state.paused(clock.now)
-    assert (state.pause_reason, state.paused_until, state.auth_failures) == (None, None, 0)
+    # The failures are forgotten only once a write works: a read proves no write scope.
+    assert (state.pause_reason, state.paused_until, state.auth_failures) == (None, None, 2)
     assert await gate.reserve() >= clock.now
+    await gate.write_succeeded()
+    assert (await gate.state()).auth_failures == 0
+
+
+async def test_lost_write_scope_backs_off_instead_of_flapping(gate: Gate, clock: FakeClock) -> None:
+    # The runbook's "app lost the write scope": every probe (a GET) passes, every write gets
+    # a 403. Each round must wait longer than the last, up to the maximum.
+    waits: list[float] = []
+    for _ in range(9):
+        until = await gate.pause_for_auth(detail="HTTP 403 MISSING_SCOPES")
+        waits.append((until - clock.now).total_seconds())
+        clock.now = until
+        with pytest.raises(ProbeDue):
+            await gate.reserve()
+        clock.advance(auth_probe_delay(99))  # past any probe deadline
+        await gate.resume()  # the GET probe passed
+        await gate.reserve()  # the next write goes out... and gets a 403 again
+    assert waits == sorted(waits)
+    assert waits[0] == AUTH_PROBE_FIRST_SECONDS
+    assert waits[-1] == AUTH_PROBE_MAX_SECONDS
+    assert len(set(waits)) >= 4

@@ -34,7 +34,7 @@ def later(clock: FakeClock, seconds: float) -> dt.datetime:
 
 async def claim(sessions, clock: FakeClock, *, limit: int = 100, lease: float = LEASE):
     async with transaction(sessions) as session:
-        return await queue.claim(session, limit=limit, lease_seconds=lease, now=clock.now)
+        return (await queue.claim(session, limit=limit, lease_seconds=lease, now=clock.now)).leads
 
 
 async def complete(sessions, clock: FakeClock, *completions: Completion) -> set[int] | None:
@@ -111,8 +111,11 @@ async def test_claim_returns_due_leads_only(sessions, clock: FakeClock) -> None:
         else:
             assert row.hubspot_sync_status == rows[name]["hubspot_sync_status"], name
             assert row.hubspot_lease_expires_at == rows[name].get("hubspot_lease_expires_at")
-    # Claiming does not count an attempt: only an outcome does.
+    # Claiming does not count an attempt: only an outcome does...
     assert stored[ids["retrying_due"]].hubspot_sync_attempts == 2
+    # ...or a lease that ran out: that attempt was lost with its worker.
+    assert stored[ids["lease_expired"]].hubspot_sync_attempts == 1
+    assert stored[ids["lease_expired"]].hubspot_error == queue.LEASE_EXPIRED_ERROR
 
 
 async def test_claim_takes_the_longest_waiting_first_and_respects_limit(
@@ -157,16 +160,20 @@ ONLY_SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 @pytest.mark.postgres
 @ONLY_POSTGRES
-async def test_open_claim_is_skipped_not_waited_for_on_postgres(sessions, clock: FakeClock) -> None:
+async def test_claims_are_serialised_on_postgres(sessions, clock: FakeClock) -> None:
+    # Per-email exclusion needs every claim to see the claims committed before it: a second
+    # claimer waits for an open claim (the advisory lock), then takes only what is left.
     await insert_leads(sessions, [lead_row(i) for i in range(10)])
-    async with sessions() as first_session, first_session.begin():
-        # The first claimer's transaction is still open: its rows stay locked...
-        first = await queue.claim(first_session, limit=4, lease_seconds=LEASE, now=clock.now)
-        # ...and a claimer on another connection skips them instead of blocking on them.
-        second = await asyncio.wait_for(claim(sessions, clock, limit=100), timeout=5)
+    async with sessions() as first_session:
+        async with first_session.begin():
+            first = await queue.claim(first_session, limit=4, lease_seconds=LEASE, now=clock.now)
+            second_task = asyncio.ensure_future(claim(sessions, clock, limit=100))
+            done, _ = await asyncio.wait({second_task}, timeout=0.5)
+            assert not done, "a claim ran while another claim's transaction was open"
+        second = await asyncio.wait_for(second_task, timeout=5)
     assert len(first) == 4
     assert len(second) == 6
-    assert not {lead.id for lead in first} & {lead.id for lead in second}
+    assert not {lead.id for lead in first.leads} & {lead.id for lead in second}
 
 
 @pytest.mark.postgres
@@ -333,18 +340,16 @@ async def test_stale_lease_token_changes_nothing(sessions, clock: FakeClock) -> 
             error="stale worker's verdict",
         ),
     )
-    # PostgreSQL reports what it wrote, so the worker can tell it was fenced out.
-    assert written in (set(), None)
-    if sessions.kw["bind"].dialect.name == "postgresql":
-        assert written == set()
+    # Both databases report what was written, so the worker can tell it was fenced out.
+    assert written == set()
     row = await fetch(sessions, lead_id)
     assert row.hubspot_sync_status == "IN_PROGRESS"
     assert row.hubspot_lease_token == new.lease_token
-    assert row.hubspot_error is None
-    assert row.hubspot_sync_attempts == 0
+    assert row.hubspot_error == queue.LEASE_EXPIRED_ERROR  # the re-claim's, not the stale one
+    assert row.hubspot_sync_attempts == 1  # the lost attempt counts
 
     written = await complete(sessions, clock, synced(new, clock))
-    assert written in ({lead_id}, None)  # None: SQLite does not report it
+    assert written == {lead_id}
     assert (await fetch(sessions, lead_id)).hubspot_sync_status == "SYNCED"
     # A late write with the old token after the new one finished changes nothing either.
     await complete(sessions, clock, synced(old, clock, hubspot_id="999"))
@@ -405,8 +410,8 @@ async def test_complete_many_in_one_call(sessions, clock: FakeClock) -> None:
 
 
 async def test_release_expired_leases(sessions, clock: FakeClock) -> None:
-    expired = await insert_lead(sessions)
-    live = await insert_lead(sessions)
+    expired = await insert_lead(sessions, index=0)
+    live = await insert_lead(sessions, index=1)
     async with transaction(sessions) as session:
         await queue.claim(session, limit=1, lease_seconds=1, now=clock.now)
         await queue.claim(session, limit=1, lease_seconds=60, now=clock.now)
@@ -415,8 +420,10 @@ async def test_release_expired_leases(sessions, clock: FakeClock) -> None:
         released = await queue.release_expired_leases(session, now=clock.now)
     assert released == 1
     row = await fetch(sessions, expired)
-    # Never attempted: back to PENDING, as a release would do.
-    assert row.hubspot_sync_status == "PENDING"
+    # The attempt was lost with the worker: it counts, and the lead waits as a retry.
+    assert row.hubspot_sync_status == "RETRYING"
+    assert row.hubspot_sync_attempts == 1
+    assert row.hubspot_error == queue.LEASE_EXPIRED_ERROR
     assert row.hubspot_lease_token is None
     assert row.hubspot_lease_expires_at is None
     assert row.hubspot_next_attempt_at == clock.now
@@ -435,7 +442,7 @@ async def test_release_expired_leases_keeps_retrying_leads_retrying(
         assert await queue.release_expired_leases(session, now=clock.now) == 1
     row = await fetch(sessions, lead_id)
     assert row.hubspot_sync_status == "RETRYING"
-    assert row.hubspot_sync_attempts == 3
+    assert row.hubspot_sync_attempts == 4
 
 
 def failed(index: int, clock: FakeClock, *, status: int | None, age: float, **columns):
@@ -501,8 +508,17 @@ async def test_requeue_failed_filters(sessions, clock: FakeClock) -> None:
     assert await states() == ["PENDING", "PENDING", "PENDING", "PENDING", "FAILED", "PENDING"]
 
 
-TRANSIENT = {None: True, 500: True, 502: True, 503: True, 408: True, 423: True, 429: True}
-PERMANENT = {400: False, 401: False, 403: False, 404: False, 409: False, 422: False}
+TRANSIENT = {
+    None: True,
+    500: True,
+    502: True,
+    503: True,
+    408: True,
+    409: True,
+    423: True,
+    429: True,
+}
+PERMANENT = {400: False, 401: False, 403: False, 404: False, 422: False}
 
 
 async def test_requeue_transient_only(sessions, clock: FakeClock) -> None:

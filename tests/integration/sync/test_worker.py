@@ -459,7 +459,8 @@ async def test_stop_releases_the_leases_of_a_hung_batch(settings_factory, sessio
             lead_row(1, hubspot_sync_status="RETRYING", hubspot_sync_attempts=2),
         ],
     )
-    settings = settings_factory(lease_seconds=1.0, hubspot_total_timeout_seconds=60.0)
+    # The drain's grace (lease/2 = 3 s) ends before the HubSpot call's timeout (4 s).
+    settings = settings_factory(lease_seconds=6.0, hubspot_total_timeout_seconds=4.0)
     async with stub_client(handler) as client:
         worker = Worker(settings=settings, sessions=sessions, client=client)
         async with running_worker(worker, settings) as (_, stack):
@@ -468,7 +469,7 @@ async def test_stop_releases_the_leases_of_a_hung_batch(settings_factory, sessio
             await stack.aclose()
             took = time.monotonic() - begun
     leads = await fetch_all(sessions)
-    assert took < 5  # the drain's grace (lease/2), not the HubSpot timeout
+    assert took < 3.9  # the drain's grace (lease/2), not the HubSpot timeout
     assert await in_progress(sessions) == 0
     fresh, retrying = leads[ids[0]], leads[ids[1]]
     assert (fresh.hubspot_sync_status, fresh.hubspot_sync_attempts) == ("PENDING", 0)
@@ -528,7 +529,7 @@ async def test_reconcile_requeues_old_transient_failures_only(settings_factory, 
         "FAILED",
         "FAILED",
         "FAILED",
-        "PENDING",  # never attempted: a dead lease goes back as a drain would put it
+        "RETRYING",  # a dead lease: the lost attempt counts, the lead waits as a retry
     ]
     assert [leads[i].hubspot_sync_attempts for i in ids[:3]] == [0, 0, 0]
     assert leads[ids[6]].hubspot_lease_token is None

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from leadsync.sync.retry import Decision, RetryPolicy, Verdict, decide
 
@@ -46,27 +49,50 @@ def test_same_seed_same_delays() -> None:
     ("attempts", "retry_after"),
     [(1, 30.0), (1, 0.5), (3, 10.0), (9, 5000.0), (2, 0.0)],
 )
-def test_never_below_retry_after(attempts: int, retry_after: float) -> None:
+def test_never_below_retry_after_up_to_the_cap(attempts: int, retry_after: float) -> None:
     rng = random.Random(7)
     ceiling = min(POLICY.cap_seconds, POLICY.base_seconds * 2**attempts)
+    floor = min(retry_after, POLICY.cap_seconds)
     for _ in range(SAMPLES):
         decision = decide(
             policy=POLICY, attempts=attempts, rng=rng, retry_after_seconds=retry_after
         )
         assert decision.verdict is Verdict.RETRY
-        assert decision.delay_seconds >= retry_after
-        # Retry-After only raises the floor; it never stretches past max(ceiling, Retry-After).
-        assert decision.delay_seconds <= max(ceiling, retry_after)
+        assert decision.delay_seconds >= floor
+        # Retry-After only raises the floor; it never stretches past the cap.
+        assert decision.delay_seconds <= max(ceiling, floor) <= POLICY.cap_seconds
 
 
-def test_retry_after_above_cap_wins_over_the_cap() -> None:
+def test_retry_after_above_cap_is_cut_to_the_cap_and_says_so() -> None:
     decision = decide(
         policy=RetryPolicy(base_seconds=1.0, cap_seconds=10.0, max_attempts=5),
         attempts=1,
         rng=random.Random(0),
-        retry_after_seconds=60.0,
+        retry_after_seconds=31_536_000.0,  # a year: the review's 503
     )
-    assert decision == Decision(Verdict.RETRY, 60.0)
+    assert decision == Decision(Verdict.RETRY, 10.0, capped_retry_after=31_536_000.0)
+
+
+@given(
+    attempts=st.integers(min_value=0, max_value=200),
+    retry_after=st.none() | st.floats(allow_nan=True, allow_infinity=True),
+    cap=st.floats(min_value=0.001, max_value=1e6),
+    base=st.floats(min_value=0.001, max_value=1e3),
+)
+def test_every_delay_is_bounded_by_the_cap(
+    attempts: int, retry_after: float | None, cap: float, base: float
+) -> None:
+    policy = RetryPolicy(base_seconds=base, cap_seconds=cap, max_attempts=1_000)
+    decision = decide(
+        policy=policy,
+        attempts=attempts,
+        rng=random.Random(attempts),
+        retry_after_seconds=retry_after,
+    )
+    assert decision.verdict is Verdict.RETRY
+    assert 0.0 <= decision.delay_seconds <= cap
+    # Whatever the delay, it fits a timestamp: no OverflowError when the outcome is written.
+    assert dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=decision.delay_seconds)
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,7 @@ class FakeBudget:
         self.auth_pauses: list[str] = []
         self.fail_from: int | None = None
         self.fail_with: Exception = Paused(until=NOW, reason="rate_limit")
+        self.writes_succeeded = 0
 
     async def acquire(self) -> None:
         self.acquired += 1
@@ -56,6 +57,9 @@ class FakeBudget:
     async def pause_for_auth(self, *, detail: str) -> object:
         self.auth_pauses.append(detail)
         return NOW
+
+    async def write_succeeded(self) -> None:
+        self.writes_succeeded += 1
 
 
 def lead(lead_id: int, email: str, **fields: Any) -> LeadSnapshot:
