@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
-from sqlalchemy import select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import event, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from leadsync.config import Settings, env_name
 from leadsync.context import AppContext
-from leadsync.db import transaction, utcnow
+from leadsync.db import create_engine, create_sessionmaker, transaction, utcnow
 from leadsync.hubspot.client import HubSpotClient
 from leadsync.leads.models import Lead
 from leadsync.sandbox import RunningSandbox
@@ -165,11 +165,36 @@ def _policy(content: bytes) -> str | None:
 
 @dataclass
 class RunningWorker:
-    """One in-process worker with its own HubSpot client (and LISTEN connection on PG)."""
+    """One in-process worker, as a process would have it: its own database engine, HubSpot
+    client and (on PostgreSQL) LISTEN connection."""
 
     name: str
     worker: Worker
     stack: AsyncExitStack
+    engine: AsyncEngine
+    connections: list[Any]
+
+    async def kill(self) -> None:
+        """Die as a killed process does: nothing more is sent or recorded, and the database
+        connections close, ending their open transactions (an in-process task cancelled in
+        the middle of an aiosqlite transaction can otherwise keep SQLite's write lock)."""
+        abandoning = asyncio.create_task(self.worker.abandon())
+        await asyncio.gather(*(_sever(conn) for conn in self.connections))
+        await abandoning
+        await self.stack.aclose()
+        await self.engine.dispose()
+
+
+async def _sever(connection: Any) -> None:
+    driver = getattr(connection, "_connection", None)
+    if driver is None:
+        return
+    terminate = getattr(driver, "terminate", None)
+    if callable(terminate):  # asyncpg: the server ends the session and its transaction
+        terminate()
+        return
+    with contextlib.suppress(Exception):  # aiosqlite: closing rolls back what is open
+        await driver.close()
 
 
 @dataclass
@@ -372,8 +397,7 @@ class SyncSystem:
     async def crash_worker(self, which: int) -> None:
         """Kill a worker as a process dies (leases stay taken) and start a new one."""
         running = self.workers.pop(which % len(self.workers))
-        await running.worker.abandon()
-        await running.stack.aclose()
+        await running.kill()
         self.ex.crashes += 1
         started = await self._start_worker()
         self.ex.note(f"crash {running.name}, start {started}")
@@ -623,6 +647,9 @@ class SyncSystem:
         self._serial += 1
         name = f"w{self._serial}"
         settings = self.settings(self.ex.plan)
+        engine = create_engine(settings.async_database_url)
+        connections: list[Any] = []
+        event.listen(engine.sync_engine, "connect", lambda conn, _record: connections.append(conn))
         stack = AsyncExitStack()
         transport = RecordingTransport(self.ex.calls, name)
         client = await stack.enter_async_context(
@@ -630,21 +657,20 @@ class SyncSystem:
         )
         worker = Worker(
             settings=settings,
-            sessions=self.sessions,
+            sessions=create_sessionmaker(engine),
             client=client,
             rng=random.Random(self._serial),
         )
         await start_worker(worker, settings=settings, stack=stack)
-        self.workers.append(RunningWorker(name, worker, stack))
+        self.workers.append(RunningWorker(name, worker, stack, engine, connections))
         return name
 
     async def _stop_all(self) -> None:
-        # Abandon, not stop: nothing is waited for, and nothing of this example is recorded
+        # Killed, not stopped: nothing is waited for, and nothing of this example is recorded
         # after its checks ran.
         workers, self.workers = self.workers, []
         for running in workers:
-            await running.worker.abandon()
-            await running.stack.aclose()
+            await running.kill()
         if self._sampler is not None:
             self._sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
