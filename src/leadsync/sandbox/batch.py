@@ -114,8 +114,13 @@ def batch_router(*, state: SandboxState) -> APIRouter:
             input_error(item.errors, input_id=item.key, trace_id=item.trace_id) for item in invalid
         ]
         results: list[dict[str, Any]] = []
+        injected = state.input_errors
         for item in inputs:
             if item.errors:
+                continue
+            if injected and item.by_email and (rule := injected.take(item.key)) is not None:
+                # An injected per-input error (POST /_sandbox/input-errors): not applied.
+                errors.append(rule.batch_error(trace_id=item.trace_id))
                 continue
             ok, outcome = apply_upsert(item, store=state.store, now=started)
             (results if ok else errors).append(outcome)

@@ -1,5 +1,5 @@
 """The control API under /_sandbox/: inspect contacts, stats and the request log, reset,
-reconfigure, inject answers and faults (no auth)."""
+reconfigure, inject answers, faults and per-input errors (no auth)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from leadsync.sandbox.errors import bad_request, json_response
 from leadsync.sandbox.inject import InjectedResponse
+from leadsync.sandbox.inputerrors import InputError
 from leadsync.sandbox.inputs import read_object
 from leadsync.sandbox.state import SandboxState
 
@@ -36,12 +37,13 @@ def control_router(*, state: SandboxState) -> APIRouter:
         snapshot["contacts"] = len(state.store)
         snapshot["hangs_active"] = state.hangs.active
         snapshot["injections_pending"] = len(state.injections)
+        snapshot["input_errors_pending"] = len(state.input_errors)
         return json_response(snapshot)
 
     @router.post("/reset")
     async def reset() -> Response:
-        """Forget contacts, stats, the request log, rate-limit history and pending injections;
-        replay faults from the seed."""
+        """Forget contacts, stats, the request log, rate-limit history and pending injections
+        and input errors; replay faults from the seed."""
         state.reset()
         return json_response({"status": "reset"})
 
@@ -81,6 +83,34 @@ def control_router(*, state: SandboxState) -> APIRouter:
     async def clear_injections() -> Response:
         """Drop every injection not used yet."""
         state.injections.clear()
+        return json_response({"pending": 0})
+
+    @router.post("/input-errors")
+    async def add_input_error(request: Request) -> Response:
+        """Fail the next `times` (default 1) writes of one email, test-only.
+
+        Body: `{"email": "a@x.com", "status": "500", "category": "INTERNAL_ERROR",
+        "message": "optional", "times": 1}`. In a batch upsert the input is a per-input error
+        of a 207 and the other inputs land; a single create/update gets HTTP `status`.
+        """
+        raw = await read_object(request)
+        try:
+            rule = InputError.model_validate(raw)
+        except ValidationError as exc:
+            return bad_request(f"Invalid input error: {_problems(exc)}")
+        state.input_errors.push(rule)
+        return json_response({"pending": len(state.input_errors)}, status=201)
+
+    @router.get("/input-errors")
+    async def list_input_errors() -> Response:
+        """List the pending input errors, each with the writes it still fails (`times`)."""
+        listed = state.input_errors.listed()
+        return json_response({"pending": sum(e["times"] for e in listed), "input_errors": listed})
+
+    @router.delete("/input-errors")
+    async def clear_input_errors() -> Response:
+        """Drop every pending input error."""
+        state.input_errors.clear()
         return json_response({"pending": 0})
 
     @router.get("/requests")

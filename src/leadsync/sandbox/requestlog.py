@@ -11,7 +11,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 MAX_LOGGED = 20_000
@@ -73,33 +73,48 @@ class RequestLog:
             self._entries.clear()
 
 
-@dataclass
 class WriteOverlaps:
     """Writes in progress per email; a write that finds one already in progress overlaps."""
 
-    active: dict[str, int] = field(default_factory=dict)
-    count: int = 0
-    # Insertion-ordered set: the first MAX_OVERLAPPING_EMAILS distinct overlapping emails.
-    _emails: dict[str, None] = field(default_factory=dict)
+    def __init__(self) -> None:
+        # Emails with a write in progress, and how many more than one for those with several:
+        # set operations keep the common case (no overlap) free of per-email Python loops.
+        self._active: set[str] = set()
+        self._extra: dict[str, int] = {}
+        self.count = 0
+        # Insertion-ordered set: the first MAX_OVERLAPPING_EMAILS distinct overlapping emails.
+        self._emails: dict[str, None] = {}
 
     def enter(self, emails: Sequence[str]) -> None:
         """Mark one write of each of `emails` (distinct) as in progress; count overlaps."""
-        active = self.active
-        for email in emails:
-            running = active.get(email, 0)
-            if running:
+        active = self._active
+        if not active.isdisjoint(emails):
+            extra = self._extra
+            for email in emails:
+                if email not in active:
+                    continue
+                extra[email] = extra.get(email, 0) + 1
                 self.count += 1
                 if len(self._emails) < MAX_OVERLAPPING_EMAILS:
                     self._emails.setdefault(email)
-            active[email] = running + 1
+        active.update(emails)
 
     def leave(self, emails: Sequence[str]) -> None:
         """Mark one write of each of `emails` as finished."""
-        active = self.active
+        extra = self._extra
+        if not extra:
+            self._active.difference_update(emails)
+            return
         for email in emails:
-            running = active.pop(email, 1)
-            if running > 1:
-                active[email] = running - 1
+            more = extra.pop(email, 0)
+            if more > 1:
+                extra[email] = more - 1
+            elif not more:
+                self._active.discard(email)
+
+    def in_progress(self, email: str) -> int:
+        """How many writes of `email` are in progress."""
+        return self._extra.get(email, 0) + (email in self._active)
 
     @property
     def emails(self) -> list[str]:

@@ -35,6 +35,9 @@ def contacts_router(*, state: SandboxState) -> APIRouter:
             return bad_request(validation_message(errors))
         if not any(props.get(name) for name in _NAMED_ON_CREATE):
             return bad_request("A contact needs at least one of email, firstname or lastname.")
+        email = props.get("email", "").strip().lower()
+        if email and (rule := state.input_errors.take(email)) is not None:
+            return rule.response()  # injected (POST /_sandbox/input-errors): not applied
         try:
             contact = state.store.create(props, now=state.clock())
         except ContactExists as exc:
@@ -86,6 +89,8 @@ def contacts_router(*, state: SandboxState) -> APIRouter:
         errors = check_properties(props, config=state.config)
         if errors:
             return bad_request(validation_message(errors))
+        if contact.email and (rule := state.input_errors.take(contact.email)) is not None:
+            return rule.response()  # injected (POST /_sandbox/input-errors): not applied
         try:
             state.store.update(contact, props, now=state.clock())
         except ContactExists as exc:

@@ -11,6 +11,7 @@ from leadsync.sandbox.clock import Clock
 from leadsync.sandbox.config import SandboxConfig
 from leadsync.sandbox.faults import FaultInjector, HangRegistry
 from leadsync.sandbox.inject import InjectionQueue
+from leadsync.sandbox.inputerrors import InputErrorBook
 from leadsync.sandbox.ratelimit import SECONDLY, RateLimiter
 from leadsync.sandbox.requestlog import RequestLog
 from leadsync.sandbox.stats import Stats
@@ -30,6 +31,7 @@ class SandboxState:
         self.faults = FaultInjector(seed=config.seed)
         self.hangs = HangRegistry()
         self.injections = InjectionQueue()
+        self.input_errors = InputErrorBook()
         self.requests = RequestLog()
         self.stats = Stats()
 
@@ -38,6 +40,7 @@ class SandboxState:
         the faults."""
         self.store.clear()
         self.injections.clear()
+        self.input_errors.clear()
         self.requests.clear()
         self.stats.reset()
         self.limiter.reset()

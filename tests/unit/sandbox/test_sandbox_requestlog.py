@@ -156,3 +156,20 @@ async def test_a_client_gone_before_its_body_is_none() -> None:
         return messages.pop(0)
 
     assert await read_body(receive) is None
+
+
+def test_overlaps_track_several_writes_of_one_email_down_to_none() -> None:
+    overlaps = WriteOverlaps()
+    for _ in range(3):
+        overlaps.enter(("a@x.com", "b@x.com"))
+    overlaps.leave(("a@x.com", "b@x.com"))
+    assert (overlaps.in_progress("a@x.com"), overlaps.count) == (2, 4)
+    overlaps.leave(("a@x.com",))
+    overlaps.leave(("a@x.com",))
+    overlaps.enter(("a@x.com",))  # none left in progress: no overlap
+    assert (overlaps.in_progress("a@x.com"), overlaps.in_progress("b@x.com")) == (1, 2)
+    assert overlaps.count == 4
+    overlaps.leave(("a@x.com", "b@x.com"))
+    overlaps.leave(("b@x.com",))
+    assert overlaps.in_progress("a@x.com") == overlaps.in_progress("b@x.com") == 0
+    assert overlaps.emails == ["a@x.com", "b@x.com"]
