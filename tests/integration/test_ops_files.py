@@ -596,7 +596,7 @@ def test_runbook_covers_the_procedures_the_issue_asks_for() -> None:
     text = RUNBOOK.read_text(encoding="utf-8")
     for needle in (
         "HUBSPOT_TOKEN_FILE",
-        "SKIP LOCKED",
+        "advisory lock",
         "pool_pre_ping",
         "LISTEN",
         "/readyz",

@@ -130,6 +130,8 @@ def test_postgresql_url_from_environment(monkeypatch: pytest.MonkeyPatch) -> Non
         ("LEADSYNC_MAX_ATTEMPTS", "0"),
         ("LEADSYNC_RECONCILE_AFTER_SECONDS", "-1"),
         ("LEADSYNC_RECONCILE_INTERVAL_SECONDS", "0"),
+        ("LEADSYNC_PAUSE_CAP_SECONDS", "0"),
+        ("LEADSYNC_PAUSE_CAP_SECONDS", "86401"),
     ],
 )
 def test_bad_value_names_its_variable(
@@ -145,6 +147,31 @@ def test_bad_value_names_its_variable(
     # Exactly one problem, attributed to the variable the operator actually set.
     assert re.findall(r"\b[A-Z][A-Z_]+(?=: )", message) == [variable]
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("lease", "timeout"), [("6", None), ("31", "30"), ("3", "2"), ("0.5", "0.1")]
+)
+def test_a_lease_shorter_than_one_call_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, lease: str, timeout: str | None
+) -> None:
+    monkeypatch.setenv("LEADSYNC_LEASE_SECONDS", lease)
+    if timeout is not None:
+        monkeypatch.setenv("HUBSPOT_TOTAL_TIMEOUT_SECONDS", timeout)
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+
+    message = str(caught.value)
+    assert "LEADSYNC_LEASE_SECONDS" in message
+    assert "HUBSPOT_TOTAL_TIMEOUT_SECONDS" in message
+    assert "\n" not in message
+
+
+def test_a_lease_that_covers_one_call_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEADSYNC_LEASE_SECONDS", "6")
+    monkeypatch.setenv("HUBSPOT_TOTAL_TIMEOUT_SECONDS", "4")
+    assert load_settings().lease_seconds == 6.0
 
 
 def test_several_bad_values_are_all_reported(monkeypatch: pytest.MonkeyPatch) -> None:

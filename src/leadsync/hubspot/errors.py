@@ -80,9 +80,9 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         seconds = max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-    if not math.isfinite(seconds) or seconds < 0:
+    if math.isnan(seconds) or seconds < 0:
         return None
-    return min(seconds, RETRY_AFTER_CEILING_SECONDS)
+    return min(seconds, RETRY_AFTER_CEILING_SECONDS)  # "inf" and 400 nines: the ceiling
 
 
 def is_transient_status(status: int) -> bool:

@@ -317,7 +317,7 @@ class SyncService:
         return group.results(ResultKind.SYNCED, hubspot_id=contact.id, http_status=status)
 
     async def _search(self, email: str) -> str | None:
-        # Search has its own 5/s limit and does not count toward the 10 s window (FACTS.md):
+        # Search has its own 5/s limit and does not count toward the 10 s window (docs/hubspot.md):
         # its 429 must not pause the shared budget; the lead simply retries later.
         try:
             found = await self._client.search_contact_by_email(email=email)

@@ -229,6 +229,7 @@ class Worker:
         lease = _BatchLease(
             sessions=self._sessions,
             token=batch.token,
+            lead_ids=[lead.id for lead in batch.leads],
             expires_at=batch.expires_at,
             lease_seconds=self._settings.lease_seconds,
             call_seconds=self._settings.hubspot_total_timeout_seconds,
@@ -416,45 +417,44 @@ class Worker:
 
 
 class _BatchLease:
-    """The lease of one claimed batch: renewed before any call it could not cover."""
+    """The lease of one claimed batch: renewed, for the whole batch, before any call it could
+    not cover (so the leads still waiting for their call are not claimed by someone else)."""
 
     def __init__(
         self,
         *,
         sessions: async_sessionmaker[AsyncSession],
         token: str,
+        lead_ids: Sequence[int],
         expires_at: dt.datetime,
         lease_seconds: float,
         call_seconds: float,
     ) -> None:
         self._sessions = sessions
         self._token = token
+        self._held = set(lead_ids)
         self.expires_at = expires_at
         self._lease_seconds = lease_seconds
         # A call may last its whole total timeout, plus a margin for clocks and scheduling.
         self._needed = dt.timedelta(seconds=call_seconds + LEASE_MARGIN_SECONDS)
-        self._lost: set[int] = set()
 
     async def cover(self, lead_ids: Sequence[int]) -> set[int]:
         """Return the ids whose lease covers one whole call from now, renewing if needed."""
-        wanted = [i for i in lead_ids if i not in self._lost]
         now = utcnow()
-        if self.expires_at - now >= self._needed:
-            return set(wanted)
-        async with transaction(self._sessions) as session:
-            kept, expires = await queue.renew(
-                session,
-                token=self._token,
-                lead_ids=wanted,
-                lease_seconds=self._lease_seconds,
-                now=now,
-            )
-        self._lost.update(i for i in wanted if i not in kept)
-        if kept:
+        if self.expires_at - now < self._needed and self._held:
+            async with transaction(self._sessions) as session:
+                kept, expires = await queue.renew(
+                    session,
+                    token=self._token,
+                    lead_ids=sorted(self._held),
+                    lease_seconds=self._lease_seconds,
+                    now=now,
+                )
+            if len(kept) < len(self._held):
+                log.info("sync.lease.lost", lead_ids=sorted(self._held - kept))
+            self._held = kept
             self.expires_at = expires
-        if len(kept) < len(wanted):
-            log.info("sync.lease.lost", lead_ids=sorted(set(wanted) - kept))
-        return kept
+        return {lead_id for lead_id in lead_ids if lead_id in self._held}
 
 
 async def _first_of(event_wait: Coroutine[Any, Any, object], task: asyncio.Task[None]) -> None:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from leadsync.config import Settings
 from leadsync.db import transaction, utcnow
 from leadsync.leads.models import Lead
+from leadsync.sandbox.config import SandboxConfig
+from leadsync.sandbox.server import RunningSandbox, serve_sandbox
 
 
 class FakeClock:
@@ -80,3 +83,23 @@ async def fetch_all(sessions: async_sessionmaker[AsyncSession]) -> dict[int, Lea
     """Return every lead by id."""
     async with sessions() as session:
         return {lead.id: lead for lead in (await session.execute(select(Lead))).scalars()}
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[RunningSandbox]:
+    """The HubSpot sandbox over real HTTP, in this test's event loop."""
+    async with serve_sandbox(config=SandboxConfig(seed=1)) as running:
+        yield running
+
+
+@pytest.fixture
+def sandbox_settings(
+    settings_factory: Callable[..., Settings], sandbox: RunningSandbox
+) -> Callable[..., Settings]:
+    """Settings pointing at the sandbox (keyword overrides as settings_factory)."""
+
+    def make(**overrides: Any) -> Settings:
+        values = {"hubspot_base_url": sandbox.url, "hubspot_token": sandbox.token}
+        return settings_factory(**(values | overrides))
+
+    return make

@@ -6,79 +6,25 @@ import asyncio
 import datetime as dt
 import json
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 
-from leadsync.config import Settings
 from leadsync.db import create_engine, create_sessionmaker, transaction, utcnow
 from leadsync.hubspot.client import HubSpotClient
-from leadsync.leads import service as leads_service
 from leadsync.leads.models import Lead
-from leadsync.leads.schemas import LeadIn
-from leadsync.sandbox.config import SandboxConfig
-from leadsync.sandbox.server import RunningSandbox, serve_sandbox
+from leadsync.sandbox.server import RunningSandbox
 from leadsync.sync.gate import PauseReason
 from leadsync.sync.models import HubSpotGate
-from leadsync.sync.worker import Worker, start_in_app, start_worker
+from leadsync.sync.worker import Worker, start_in_app
 from tests.helpers import wait_for
 from tests.integration.sync.conftest import fetch, fetch_all, insert_leads, lead_row
+from tests.integration.sync.support import in_progress, new_lead, running_worker, status_of
 
 CONTACTS = "/crm/v3/objects/contacts"
 QUIET = 60.0  # a poll interval no test waits for: anything faster is a wake-up
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[RunningSandbox]:
-    async with serve_sandbox(config=SandboxConfig(seed=1)) as running:
-        yield running
-
-
-@pytest.fixture
-def sandbox_settings(settings_factory, sandbox: RunningSandbox) -> Callable[..., Settings]:
-    def make(**overrides: Any) -> Settings:
-        values = {"hubspot_base_url": sandbox.url, "hubspot_token": sandbox.token}
-        return settings_factory(**(values | overrides))
-
-    return make
-
-
-@asynccontextmanager
-async def running_worker(
-    worker: Worker, settings: Settings
-) -> AsyncIterator[tuple[Worker, AsyncExitStack]]:
-    """Run a worker (and its PostgreSQL listener) until the block ends; then stop and drain."""
-    async with AsyncExitStack() as stack:
-        await start_worker(worker, settings=settings, stack=stack)
-        yield worker, stack
-
-
-async def new_lead(sessions, **fields: Any) -> int:
-    data = LeadIn(**({"email": "ana@example.com", "firstname": "Ana"} | fields))
-    async with transaction(sessions) as session:
-        stored = await leads_service.create_lead(session, data=data)
-    return stored.lead.id
-
-
-def status_of(sessions, lead_id: int, status: str = "SYNCED") -> Callable[[], Any]:
-    async def check() -> Lead | None:
-        lead = await fetch(sessions, lead_id)
-        return lead if lead.hubspot_sync_status == status else None
-
-    return check
-
-
-async def in_progress(sessions) -> int:
-    async with sessions() as session:
-        return int(
-            await session.scalar(
-                select(func.count()).where(Lead.hubspot_sync_status == "IN_PROGRESS")
-            )
-        )
 
 
 def stub_client(handler) -> HubSpotClient:

@@ -4,7 +4,7 @@ The contract: `hubspot_server` is parametrized over `respx` (the in-memory `Fake
 `sandbox` (`leadsync.sandbox` over real HTTP, one uvicorn server on a free loopback port for
 the session, reset before each test). Every test that asks for `hubspot`, `client` or
 `make_client` (test_client_scenarios.py, test_client_fault_scenarios.py) runs once per server,
-with ids `[respx]` and `[sandbox]`; the two must agree, and FACTS.md says which is right when
+with ids `[respx]` and `[sandbox]`; the two must agree, and docs/hubspot.md says which is right when
 they do not. `-k respx` runs the in-memory half alone.
 """
 

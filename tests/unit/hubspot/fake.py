@@ -1,4 +1,4 @@
-"""A respx-backed HubSpot that answers like the real one (FACTS.md), for the client's tests.
+"""A respx-backed HubSpot that answers like the real one (docs/hubspot.md), for the client's tests.
 
 `HubSpotServer` is the interface the scenario tests rely on; `FakeHubSpot` implements it with
 respx, and `sandbox_hubspot.SandboxHubSpot` with the sandbox over real HTTP (transport None);
@@ -20,8 +20,9 @@ import respx
 BASE_URL = "https://api.hubapi.test"
 TOKEN = "pat-na1-0a1b2c3d-4e5f-6789-abcd-ef0123456789"
 CONTACTS = "/crm/v3/objects/contacts"
-# FACTS.md's default contact properties; a custom one (lead_source...) does not exist until
-# created in the portal, so it is refused, as the sandbox refuses it without extra_properties.
+# HubSpot's default contact properties (docs/hubspot.md); a custom one (lead_source...) does
+# not exist until created in the portal, so it is refused, as the sandbox refuses it without
+# extra_properties.
 KNOWN_PROPERTIES = {
     "email",
     "firstname",
@@ -99,7 +100,7 @@ def invalid_property(name: str, value: str) -> str:
 
 @dataclass
 class FakeHubSpot:
-    """An in-memory HubSpot contacts API served through respx, faithful to FACTS.md."""
+    """An in-memory HubSpot contacts API served through respx, faithful to docs/hubspot.md."""
 
     token: str = TOKEN
     base_url: str = BASE_URL
@@ -140,7 +141,7 @@ class FakeHubSpot:
         )
 
     async def set_batch_invalid_mode(self, mode: Literal["207", "400"]) -> None:
-        """Choose how an invalid batch input fails (FACTS: unconfirmed which HubSpot does)."""
+        """Choose how an invalid batch input fails (docs/hubspot.md: HubSpot's way unconfirmed)."""
         self.batch_invalid_mode = mode
 
     def _handle(self, request: httpx.Request) -> httpx.Response:

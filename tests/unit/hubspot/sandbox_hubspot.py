@@ -17,7 +17,7 @@ import httpx
 
 from leadsync.sandbox import RunningSandbox, SandboxConfig
 
-# FACTS.md leaves unconfirmed whether one invalid batch input fails the whole batch (400) or
+# docs/hubspot.md leaves unconfirmed whether one invalid batch input fails the whole batch (400) or
 # only itself (207); the sandbox calls the two modes `whole` and `per-input`.
 _BATCH_MODES = {"207": "per-input", "400": "whole"}
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import pickle
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from leadsync.hubspot import (
     AuthError,
@@ -21,7 +24,12 @@ from leadsync.hubspot import (
     scrub,
     truncate_error,
 )
-from leadsync.hubspot.errors import error_from_response
+from leadsync.hubspot.errors import (
+    RETRY_AFTER_CEILING_SECONDS,
+    InputVerdict,
+    classify_input_error,
+    error_from_response,
+)
 
 NOW = datetime(2026, 8, 21, 10, 0, 0, tzinfo=UTC)
 TOKEN = "pat-na1-aaaa-bbbb"
@@ -116,13 +124,56 @@ def test_error_pickles_without_secrets() -> None:
         ("Fri, 21 Aug 2026 09:59:00 GMT", 0.0),
         ("-3", None),
         ("nan", None),
+        ("inf", RETRY_AFTER_CEILING_SECONDS),
         ("soon", None),
         ("", None),
         (None, None),
+        ("31536000", 31536000.0),  # a year: honoured here, capped by the engine
+        ("1e12", RETRY_AFTER_CEILING_SECONDS),
+        ("1e308", RETRY_AFTER_CEILING_SECONDS),
+        ("9" * 400, RETRY_AFTER_CEILING_SECONDS),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", RETRY_AFTER_CEILING_SECONDS),
+        ("Mon, 32 Foo 2026 99:99:99 GMT", None),
     ],
 )
 def test_parse_retry_after(value: str | None, expected: float | None) -> None:
     assert parse_retry_after(value, now=NOW) == expected
+
+
+@given(st.one_of(st.text(max_size=60), st.from_regex(r"-?[0-9]{1,400}(\.[0-9]+)?(e[0-9]+)?")))
+def test_parse_retry_after_never_raises_and_stays_bounded(value: str) -> None:
+    seconds = parse_retry_after(value, now=NOW)
+    assert seconds is None or 0.0 <= seconds <= RETRY_AFTER_CEILING_SECONDS
+    if seconds is not None:  # whatever came back fits a timestamp
+        assert NOW + dt.timedelta(seconds=seconds) > NOW - dt.timedelta(seconds=1)
+
+
+# --- per-input errors of a 207 ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "category", "verdict", "recorded"),
+    [
+        ("500", "INTERNAL_ERROR", InputVerdict.TRANSIENT, 500),
+        ("503", None, InputVerdict.TRANSIENT, 503),
+        ("429", "RATE_LIMITS", InputVerdict.TRANSIENT, 429),
+        ("409", "CONFLICT", InputVerdict.TRANSIENT, 409),
+        ("423", None, InputVerdict.TRANSIENT, 423),
+        ("error", "RATE_LIMITS", InputVerdict.TRANSIENT, 400),
+        ("error", "CONFLICT", InputVerdict.TRANSIENT, 400),
+        ("403", "MISSING_SCOPES", InputVerdict.TRANSIENT, 403),
+        ("400", "VALIDATION_ERROR", InputVerdict.PERMANENT, 400),
+        ("error", "VALIDATION_ERROR", InputVerdict.PERMANENT, 400),
+        ("404", "OBJECT_NOT_FOUND", InputVerdict.PERMANENT, 404),
+        ("error", None, InputVerdict.PERMANENT, 400),
+        (None, None, InputVerdict.PERMANENT, 400),
+        ("999", None, InputVerdict.TRANSIENT, 400),
+    ],
+)
+def test_per_input_errors_are_classified_by_hubspots_status_and_category(
+    status: str | None, category: str | None, verdict: InputVerdict, recorded: int
+) -> None:
+    assert classify_input_error(status, category) == (verdict, recorded)
 
 
 def test_rate_limit_info_parses_headers_case_insensitively() -> None:

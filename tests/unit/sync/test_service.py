@@ -254,6 +254,108 @@ async def test_batch_207_maps_errors_back_by_trace_id(router, make_service) -> N
     assert "bad1@x" in (results[2].error or "")
 
 
+@pytest.mark.parametrize(
+    ("status", "category", "kind", "recorded"),
+    [
+        ("500", "INTERNAL_ERROR", ResultKind.RETRY, 500),
+        ("429", "RATE_LIMITS", ResultKind.RETRY, 429),
+        ("error", "CONFLICT", ResultKind.RETRY, 400),
+        ("400", "VALIDATION_ERROR", ResultKind.FAILED, 400),
+        ("404", "OBJECT_NOT_FOUND", ResultKind.FAILED, 404),
+    ],
+)
+async def test_batch_207_errors_follow_hubspots_status_and_category(
+    router, make_service, status: str, category: str, kind: ResultKind, recorded: int
+) -> None:
+    def reply(request: httpx.Request) -> httpx.Response:
+        inputs = json.loads(request.content)["inputs"]
+        ok = [i for i in inputs if i["id"] != "odd@x.com"]
+        error = {
+            "status": status,
+            "category": category,
+            "message": "HubSpot's own words",
+            "context": {"ids": ["odd@x.com"]},
+        }
+        body = {
+            "status": "COMPLETE",
+            "results": [contact_json("7", i["properties"]) for i in ok],
+            "numErrors": 1,
+            "errors": [error],
+        }
+        return httpx.Response(207, json=body)
+
+    router.post(UPSERT).mock(side_effect=reply)
+    results = by_id(await make_service().sync([lead(1, "good@x.com"), lead(2, "odd@x.com")]))
+
+    assert results[1].kind is ResultKind.SYNCED
+    assert results[2].kind is kind
+    assert results[2].http_status == recorded
+    assert results[2].error == f"{category}: HubSpot's own words"
+
+
+async def test_batch_409_retries_instead_of_failing(router, make_service) -> None:
+    body = error_json("Conflict: the contact is being written", "CONFLICT")
+    router.post(UPSERT).mock(return_value=httpx.Response(409, json=body))
+    results = by_id(await make_service().sync([lead(1, "a@x.com"), lead(2, "b@x.com")]))
+    assert {r.kind for r in results.values()} == {ResultKind.RETRY}
+    assert {r.http_status for r in results.values()} == {409}
+    assert len(router.calls) == 1  # not split: a conflict is nobody's fault
+
+
+async def test_the_write_carries_the_emails_synced_leads_newest_value_wins(
+    router, make_service
+) -> None:
+    route = router.post(UPSERT).mock(side_effect=upsert_ok)
+    history = [
+        lead(1, "ana@x.com", firstname="First", company="Acme", phone="100"),
+        lead(5, "ana@x.com", firstname="Newest", phone=None),
+    ]
+    retried = lead(3, "ana@x.com", firstname="Older", phone="333", lastname="Lopez")
+
+    results = by_id(await make_service().sync([retried], history=history))
+
+    assert results[3].kind is ResultKind.SYNCED
+    (sent_input,) = sent(route)["inputs"]
+    # By lead id: 1, then 3, then 5; empty values never win.
+    assert sent_input["properties"] == {
+        "email": "ana@x.com",
+        "firstname": "Newest",
+        "lastname": "Lopez",
+        "phone": "333",
+        "company": "Acme",
+    }
+
+
+class LosingLease:
+    """A lease that other workers take over, one lead at a time."""
+
+    def __init__(self, lost: set[int]) -> None:
+        self.lost = lost
+        self.asked: list[list[int]] = []
+
+    async def cover(self, lead_ids: Any) -> set[int]:
+        self.asked.append(list(lead_ids))
+        return {i for i in lead_ids if i not in self.lost}
+
+
+@pytest.mark.parametrize("mode", ["batch", "single"])
+async def test_leads_whose_lease_is_lost_are_not_sent(router, make_service, mode: str) -> None:
+    upsert = router.post(UPSERT).mock(side_effect=upsert_ok)
+    create = router.post(CONTACTS).mock(
+        return_value=httpx.Response(201, json=contact_json("1", {"email": "a@x.com"}))
+    )
+    lease = LosingLease(lost={2})
+    leads = [lead(1, "a@x.com"), lead(2, "b@x.com")]
+
+    results = by_id(await make_service(mode).sync(leads, lease=lease))
+
+    assert results[2].kind is ResultKind.RELEASED
+    assert results[1].kind is ResultKind.SYNCED
+    bodies = [json.loads(c.request.content) for c in (*upsert.calls, *create.calls)]
+    assert "b@x.com" not in json.dumps(bodies)
+    assert lease.asked  # checked before every call
+
+
 async def test_batch_input_missing_from_a_200_is_retried(router, make_service) -> None:
     router.post(UPSERT).mock(side_effect=lambda request: upsert_ok(request, skip={"b@x.com"}))
     results = by_id(await make_service().sync([lead(1, "a@x.com"), lead(2, "b@x.com")]))
