@@ -273,21 +273,23 @@ def pauses(
 
     Rolling 429: p = min(Retry-After, or the configured window when absent/unusable, cap),
     counted only when p > 2 * grace. DAILY 429: until the test lifted the pause ("midnight").
+    A lift stands for the account's midnight, hours later: every pause begun before it is
+    over by then.
     """
     found: list[Pause] = []
     for call in calls:
         if call.status != "429" or call.endpoint == "search":
             continue
         start = call.done_at if call.done_at is not None else call.at
+        midnight = min((t for t in lifts if t >= start), default=math.inf)
         if call.policy == "DAILY":
-            end = min((t for t in lifts if t >= start), default=math.inf)
-            found.append(Pause(start, end, call))
+            found.append(Pause(start, midnight, call))
             continue
         now = dt.datetime.fromtimestamp(start, dt.UTC)
         asked = parse_retry_after(call.retry_after, now=now)
         length = min(asked or window, cap)
         if length > 2 * grace:
-            found.append(Pause(start, start + length, call))
+            found.append(Pause(start, min(start + length, midnight), call))
     return found
 
 

@@ -175,14 +175,17 @@ class RunningWorker:
     connections: list[Any]
 
     async def kill(self) -> None:
-        """Die as a killed process does: nothing more is sent or recorded, and the database
-        connections close, ending their open transactions (an in-process task cancelled in
-        the middle of an aiosqlite transaction can otherwise keep SQLite's write lock)."""
-        abandoning = asyncio.create_task(self.worker.abandon())
-        await asyncio.gather(*(_sever(conn) for conn in self.connections))
-        await abandoning
-        await self.stack.aclose()
+        """Die as a killed process does: nothing more is sent or recorded, and its database
+        connections close, ending their open transactions.
+
+        In-process, a task cancelled in the middle of an aiosqlite transaction can leave its
+        pooled connection holding SQLite's write lock (SQLAlchemy's rollback on return is
+        cancelled too); a dead process's connections would close, so these do.
+        """
+        await self.worker.abandon()
+        await self.stack.aclose()  # the loop ends after its current step; client and LISTEN close
         await self.engine.dispose()
+        await asyncio.gather(*(_sever(conn) for conn in self.connections))
 
 
 async def _sever(connection: Any) -> None:
@@ -194,7 +197,7 @@ async def _sever(connection: Any) -> None:
         terminate()
         return
     with contextlib.suppress(Exception):  # aiosqlite: closing rolls back what is open
-        await driver.close()
+        await asyncio.wait_for(driver.close(), timeout=2.0)
 
 
 @dataclass
@@ -212,6 +215,7 @@ class Example:
     requeued: int = 0
     refused_sends: int = 0
     lifts: list[float] = field(default_factory=list)
+    midnights: set[dt.datetime] = field(default_factory=set)
     permanent: Counter[str] = field(default_factory=Counter)
     stale: dict[int, Violation] = field(default_factory=dict)
     failed_early: dict[tuple[int, int], Violation] = field(default_factory=dict)
@@ -221,6 +225,8 @@ class Example:
     # on, and emails whose last write landed after the engine gave up on it.
     excused_overlaps: int = 0
     late: frozenset[str] = frozenset()
+    requests: int = 0
+    bound: int = 0
 
     def note(self, step: str) -> None:
         """Remember a step with its time, for the report."""
@@ -256,6 +262,7 @@ class SyncSystem:
         self.examples: list[tuple[Example, list[Violation]]] = []
         self._serial = 0
         self._sampler: asyncio.Task[None] | None = None
+        self._sampler_stop = asyncio.Event()
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -307,7 +314,7 @@ class SyncSystem:
         if (await self.control.post("/inject", json=probe)).status_code < 300:
             self.features.add("inject-actions")
         await self.control.delete("/inject")
-        spec = InputErrorSpec(0, temporary=True, times=1).request()
+        spec = InputErrorSpec(0).request()
         if (await self.control.post("/input-errors", json=spec)).status_code < 300:
             self.features.add("input-errors")
         if "write_overlaps" in (await self.control.get("/stats")).json():
@@ -348,10 +355,16 @@ class SyncSystem:
             "reject_emails": REFUSED_PATTERN,
         }
         (await self.control.patch("/config", json=config)).raise_for_status()
+        if "request-log" in self.features:
+            # A delayed write of the last example lands even after its worker died: let it
+            # land before the reset, or it would make a contact in this example.
+            idle = self._sandbox_idle
+            await wait_for(idle, timeout=15, message="sandbox idle")  # type: ignore[arg-type]
         (await self.control.post("/reset")).raise_for_status()
         self.example = Example(number=len(self.examples) + 1, plan=plan, t0=time.time())
         self.ex.note(f"begin {plan}")
-        self._sampler = asyncio.create_task(self._sample_leases(self.ex))
+        self._sampler_stop = asyncio.Event()
+        self._sampler = asyncio.create_task(self._sample_leases(self.ex, self._sampler_stop))
         for _ in range(plan.workers):
             await self._start_worker()
 
@@ -428,28 +441,34 @@ class SyncSystem:
         A DAILY 429 pauses until the account's midnight, hours away; the test plays
         midnight instead: the gate's pause is cleared and the leads scheduled for that
         midnight (and only those: a lead waiting out a huge Retry-After stays) fall due now.
+        Leads are freed at every call: an outcome computed before the lift may still be
+        written after it, scheduled for the midnight that has already "passed".
         """
         now = utcnow()
+        lifted = None
         async with transaction(self.sessions) as session:
             row = (
                 await session.execute(select(HubSpotGate).with_for_update())
             ).scalar_one_or_none()
-            if row is None or row.pause_reason != PauseReason.DAILY_LIMIT.value:
-                return False
-            midnight = row.paused_until or now
-            row.paused_until = row.pause_reason = row.pause_detail = None
-            row.next_slot_at = now
+            if row is not None and row.pause_reason == PauseReason.DAILY_LIMIT.value:
+                lifted = row.paused_until or now
+                self.ex.midnights.add(lifted)
+                row.paused_until = row.pause_reason = row.pause_detail = None
+                row.next_slot_at = now
             window = dt.timedelta(seconds=2)
-            await session.execute(
-                update(Lead)
-                .where(
-                    Lead.hubspot_sync_status.in_(["PENDING", "RETRYING"]),
-                    Lead.hubspot_next_attempt_at.between(midnight - window, midnight + window),
+            for midnight in self.ex.midnights:
+                await session.execute(
+                    update(Lead)
+                    .where(
+                        Lead.hubspot_sync_status.in_(["PENDING", "RETRYING"]),
+                        Lead.hubspot_next_attempt_at.between(midnight - window, midnight + window),
+                    )
+                    .values(hubspot_next_attempt_at=now)
                 )
-                .values(hubspot_next_attempt_at=now)
-            )
+        if lifted is None:
+            return False
         self.ex.lifts.append(time.time())
-        self.ex.note(f"midnight: DAILY pause until {midnight:%H:%M} lifted")
+        self.ex.note(f"midnight: DAILY pause until {lifted:%H:%M} lifted")
         for running in self.workers:
             running.worker.wake()
         return True
@@ -477,7 +496,9 @@ class SyncSystem:
     async def _settle(self) -> bool:
         ex = self.ex
         await self.control.delete("/inject")
-        ex.note("settle: injections cleared")
+        if "input-errors" in self.features:
+            await self.control.delete("/input-errors")
+        ex.note("settle: injections and input errors cleared")
         started = time.monotonic()
         deadline = started + self.knobs.settle_bound
         while True:
@@ -594,6 +615,7 @@ class SyncSystem:
             inflight=knobs.max_inflight,
             calls_per_input=1 if self.mode == "batch" else 3,
         )
+        ex.requests, ex.bound = len(log), budget.bound()
         violations += checks.check_request_bound(log, budget)
         if not violations:
             return [], ""
@@ -672,15 +694,16 @@ class SyncSystem:
         for running in workers:
             await running.kill()
         if self._sampler is not None:
-            self._sampler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sampler
+            # Asked to stop, not cancelled: a task cancelled inside a SQLite transaction can
+            # leave its connection holding the write lock.
+            self._sampler_stop.set()
+            await self._sampler
             self._sampler = None
 
-    async def _sample_leases(self, ex: Example) -> None:
+    async def _sample_leases(self, ex: Example, stop: asyncio.Event) -> None:
         """Watch for IN_PROGRESS leads whose lease ran out long ago (nobody picks them up)."""
         limit = self.knobs.stale_lease_limit
-        while True:
+        while not stop.is_set():
             now = utcnow()
             async with self.sessions() as session:
                 rows = (
@@ -699,7 +722,8 @@ class SyncSystem:
                         f"expired (limit lease+poll = {limit:.2f}s)",
                         (email,),
                     )
-            await asyncio.sleep(0.2)  # the sampling period, not a wait for a condition
+            with contextlib.suppress(TimeoutError):  # the sampling period
+                await asyncio.wait_for(stop.wait(), timeout=0.2)
 
     async def _leads(self, *, status: str | None = None) -> list[LeadRow]:
         stmt = select(Lead).order_by(Lead.id)
@@ -722,6 +746,10 @@ class SyncSystem:
             )
             for lead in rows
         ]
+
+    async def _sandbox_idle(self) -> bool:
+        answer = await self.control.get("/requests", params={"since": time.time() - 600})
+        return all(item.get("done_at") is not None for item in answer.json()["requests"])
 
     async def _gate_text(self) -> str:
         async with self.sessions() as session:

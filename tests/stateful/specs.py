@@ -250,12 +250,24 @@ def faults(draw: st.DrawFn) -> FaultSpec:
     return FaultSpec(kind, 200, None, 0, 1 if kind == "hang" else times, endpoints)
 
 
+# (status, category) of a 207's per-input errors: HubSpot means "not now" by the first three
+# (retried), "never" by the last (the lead FAILS). In single mode the whole call gets them.
+INPUT_ERRORS = (
+    ("500", "INTERNAL_ERROR"),
+    ("423", "LOCKED"),
+    ("429", "RATE_LIMITS"),
+    ("400", "VALIDATION_ERROR"),
+)
+PERMANENT_INPUT_ERRORS = frozenset({("400", "VALIDATION_ERROR")})
+
+
 @dataclass(frozen=True)
 class InputErrorSpec:
-    """The next `times` batch inputs of this person fail inside a 207 (a single call: whole)."""
+    """The next `times` writes of this person fail: inside a 207, or whole in single mode."""
 
     person: int
-    temporary: bool = True
+    status: str = "500"
+    category: str = "INTERNAL_ERROR"
     times: int = 1
 
     @property
@@ -263,32 +275,31 @@ class InputErrorSpec:
         """The person's email."""
         return POOL[self.person]
 
+    @property
+    def temporary(self) -> bool:
+        """Whether HubSpot means "try again" by this error."""
+        return (self.status, self.category) not in PERMANENT_INPUT_ERRORS
+
     def request(self) -> dict[str, Any]:
         """The body of POST /_sandbox/input-errors."""
-        status, category = (
-            ("500", "INTERNAL_ERROR") if self.temporary else ("400", "VALIDATION_ERROR")
-        )
         return {
             "email": self.email,
-            "status": status,
-            "category": category,
-            "message": f"injected {'temporary' if self.temporary else 'permanent'} input error",
+            "status": self.status,
+            "category": self.category,
+            "message": f"injected {self.category} for {self.email}",
             "times": self.times,
         }
 
     def __repr__(self) -> str:
-        kind = "temporary" if self.temporary else "permanent"
-        return f"InputError({self.email!r}, {kind}, times={self.times})"
+        return f"InputError({self.email!r}, {self.status} {self.category}, times={self.times})"
 
 
-def input_errors() -> st.SearchStrategy[InputErrorSpec]:
-    """Per-input errors, temporary (HTTP 500 INTERNAL_ERROR) or permanent (400 VALIDATION)."""
-    return st.builds(
-        InputErrorSpec,
-        person=st.integers(0, len(POOL) - 2),  # the refused person fails anyway
-        temporary=st.booleans(),
-        times=st.integers(1, 2),
-    )
+@st.composite
+def input_errors(draw: st.DrawFn) -> InputErrorSpec:
+    """Per-input errors of a valid person (the refused one fails anyway), 1 or 2 times."""
+    person = draw(st.integers(0, len(POOL) - 2))
+    status, category = draw(st.sampled_from(INPUT_ERRORS))
+    return InputErrorSpec(person, status, category, draw(st.integers(1, 2)))
 
 
 @dataclass(frozen=True)

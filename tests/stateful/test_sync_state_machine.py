@@ -168,7 +168,8 @@ def _summary(system: SyncSystem, seconds: float) -> str:
         f"settle median {statistics.median(settles) if settles else 0:.2f}s "
         f"max {max(settles, default=0):.2f}s; violations {dict(tags) or 'none'}; excused: "
         f"{sum(ex.excused_overlaps for ex, _ in done)} overlaps behind abandoned writes, "
-        f"{sum(len(ex.late) for ex, _ in done)} emails last written late"
+        f"{sum(len(ex.late) for ex, _ in done)} emails last written late; requests/bound "
+        f"max {max((ex.requests / ex.bound for ex, _ in done if ex.bound), default=0):.2f}"
         + (f"; skipped (sandbox lacks them) {dict(skipped)}" if skipped else "")
     )
 
