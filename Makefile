@@ -10,6 +10,9 @@ PYTEST_ARGS ?=
 DEMO_ARGS ?=
 CHAOS_ARGS ?=
 CONTRACT_DATABASE_URL ?= $(LEADSYNC_TEST_DATABASE_URL)
+FUZZ_EXAMPLES ?= 200
+FUZZ_STEPS ?= 25
+SEED ?=
 
 # Stamps inside the venv: deleting .venv forgets them, so a new venv is always installed.
 CREATED := $(VENV)/.stamp-created
@@ -17,7 +20,7 @@ RUNTIME := $(VENV)/.stamp-runtime
 DEV := $(VENV)/.stamp-dev
 
 .DEFAULT_GOAL := install
-.PHONY: demo test lint install bench chaos contract
+.PHONY: demo test lint install bench chaos contract fuzz
 
 ## demo: leads through the service into a local HubSpot sandbox (DEMO_ARGS=--keep-running
 ## leaves the API and its /docs up afterwards)
@@ -58,6 +61,19 @@ contract: $(DEV)
 	@test -n "$(CONTRACT_DATABASE_URL)" || { echo "make contract: set CONTRACT_DATABASE_URL" \
 		"(or LEADSYNC_TEST_DATABASE_URL) to a throw-away PostgreSQL database" >&2; exit 2; }
 	VENV=$(VENV) scripts/contract.sh "$(CONTRACT_DATABASE_URL)"
+
+## fuzz: the sync engine's state machine (tests/stateful) for longer: FUZZ_EXAMPLES examples
+## (200) of up to FUZZ_STEPS steps (25) per database and write mode, shrinking failures, with
+## a random seed it prints; `make fuzz SEED=<n>` replays a run (PostgreSQL variants need
+## LEADSYNC_TEST_DATABASE_URL, as for make test)
+fuzz: $(DEV)
+	@seed="$(SEED)"; \
+	if [ -z "$$seed" ]; then seed=$$($(BIN)/python -c 'import secrets; print(secrets.randbelow(2**32))'); fi; \
+	echo "make fuzz: seed $$seed (replay: make fuzz SEED=$$seed)"; \
+	STATEFUL_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_STEPS=$(FUZZ_STEPS) \
+		$(BIN)/pytest tests/stateful --timeout=0 --hypothesis-seed=$$seed \
+		$(PYTEST_ARGS); \
+	rc=$$?; echo "make fuzz: seed $$seed (replay: make fuzz SEED=$$seed)"; exit $$rc
 
 ## install: create .venv with the runtime and development dependencies
 install: $(DEV)
