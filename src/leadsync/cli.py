@@ -56,6 +56,7 @@ def fail(line: str, *, settings: Settings, exc: BaseException | None = None) -> 
 def with_database(settings: Settings, run: Callable[[], T]) -> T:
     """Run `run`; a database that cannot be used ends the command with one line (dbcheck)."""
     try:
+        dbcheck.require_writable_directory(settings.async_database_url)
         return run()
     except Exception as exc:
         line = dbcheck.explain(exc, settings.async_database_url)

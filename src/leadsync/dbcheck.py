@@ -106,6 +106,22 @@ def explain(exc: BaseException, database_url: str) -> str | None:
     return None
 
 
+def require_writable_directory(database_url: str) -> None:
+    """Refuse a SQLite URL whose directory does not exist, before any driver thread starts.
+
+    aiosqlite opens the file in a thread of its own; when that fails, the thread may still be
+    printing its traceback as the command exits, so the one-line answer comes first.
+    """
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return
+    if not Path(url.database).parent.is_dir():
+        raise DatabaseProblem(
+            f"check DATABASE_URL: cannot open the SQLite database {url.database} "
+            "(does its directory exist, and may leadsync write there?)"
+        )
+
+
 def require_existing_file(database_url: str) -> None:
     """Refuse a SQLite URL whose file does not exist (opening it would create an empty one)."""
     url = make_url(database_url)
