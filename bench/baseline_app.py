@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from leadsync.config import async_database_url
-from leadsync.db import create_engine, create_sessionmaker, transaction
+from leadsync.store.db import create_engine, create_sessionmaker, transaction
 
 
 class Bare(BaseModel):

@@ -17,7 +17,7 @@ Databases
     truncated (identities restarted) and the ``hubspot_gate`` row is reset, and a schema a
     previous test left below head is upgraded again.  Tests are independent and fast.
 ``sessions``
-    ``async_sessionmaker`` bound to ``engine`` (``leadsync.db.create_sessionmaker``).
+    ``async_sessionmaker`` bound to ``engine`` (``leadsync.store.db.create_sessionmaker``).
 
 Settings and the app
 --------------------
@@ -61,10 +61,10 @@ from fastapi import FastAPI
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from leadsync import migrations
 from leadsync.app import BackgroundStarter, create_app
 from leadsync.config import Settings, async_database_url, env_name
-from leadsync.db import create_engine, create_sessionmaker
+from leadsync.store import migrations
+from leadsync.store.db import create_engine, create_sessionmaker
 from tests.helpers import INTERNAL_TOKEN
 
 PG_ENV = "LEADSYNC_TEST_DATABASE_URL"
@@ -131,7 +131,7 @@ def _postgres_marker(request: pytest.FixtureRequest) -> None:
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Return an async database URL: a fresh SQLite file, or the test PostgreSQL database."""
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'leadsync.db'}"
+        return f"sqlite+aiosqlite:///{tmp_path / 'leadsync.store.db'}"
     return _require_postgres()
 
 

@@ -18,17 +18,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from leadsync import __version__, metrics, migrations
+from leadsync import __version__, metrics
 from leadsync.config import Settings
-from leadsync.context import AppContext
-from leadsync.db import create_engine, create_sessionmaker
-from leadsync.errors import ErrorResponse, responses
-from leadsync.headers import HeaderSizeLimit
-from leadsync.leads.api import internal as leads_internal
-from leadsync.leads.api import public as leads_public
 from leadsync.limits import MAX_ID
 from leadsync.logging import get_logger
-from leadsync.sync.api import router as sync_internal
+from leadsync.store import migrations
+from leadsync.store.db import create_engine, create_sessionmaker
+from leadsync.web.context import AppContext
+from leadsync.web.headers import HeaderSizeLimit
+from leadsync.web.leads import internal as leads_internal
+from leadsync.web.leads import public as leads_public
+from leadsync.web.responses import ErrorResponse, responses
+from leadsync.web.sync import router as sync_internal
 
 log = get_logger(__name__)
 
@@ -301,8 +302,8 @@ SERVE_WORKER_ENV = "LEADSYNC_SERVE_WORKER"
 def app_from_environment() -> FastAPI:
     """Build the app from the environment (the factory each `serve` process runs)."""
     from leadsync.config import load_settings
+    from leadsync.engine.worker import start_in_app
     from leadsync.logging import configure_logging
-    from leadsync.sync.worker import start_in_app
 
     settings = load_settings()
     configure_logging(

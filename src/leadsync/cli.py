@@ -11,11 +11,12 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from leadsync import __version__, dbcheck, migrations
+from leadsync import __version__
 from leadsync.config import ConfigError, Settings, load_settings
-from leadsync.db import create_engine
 from leadsync.limits import MAX_ID, MAX_OLDER_THAN_SECONDS, MAX_RESYNC_IDS, MAX_RESYNC_LIMIT
 from leadsync.logging import configure_logging, get_logger
+from leadsync.store import dbcheck, migrations
+from leadsync.store.db import create_engine
 
 app = typer.Typer(
     name="leadsync",
@@ -143,7 +144,10 @@ def serve(
     typer.echo(f"leadsync {__version__}: API docs at http://{host}:{port}/docs")
     # Request heads are bounded while they are read (leadsync/headers.py): the protocol takes
     # its limit from h11_max_incomplete_event_size, which also bounds uvicorn's h11.
-    protocol, head_limit = "leadsync.headers:BoundedHttpToolsProtocol", settings.max_header_bytes
+    protocol, head_limit = (
+        "leadsync.web.headers:BoundedHttpToolsProtocol",
+        settings.max_header_bytes,
+    )
     if processes == 1:
         uvicorn.run(
             app_from_environment(),
@@ -228,8 +232,8 @@ async def _run_worker(settings: Settings, *, metrics_port: int | None, metrics_h
     from prometheus_client import start_http_server
 
     from leadsync import metrics
-    from leadsync.db import create_sessionmaker
-    from leadsync.sync.worker import build_worker, start_worker
+    from leadsync.engine.worker import build_worker, start_worker
+    from leadsync.store.db import create_sessionmaker
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -289,8 +293,8 @@ def resync_failed(
     ] = None,
 ) -> None:
     """Put FAILED leads back in the queue (attempts reset; the last error stays until replaced)."""
-    from leadsync.sync.api import ResyncRequest
-    from leadsync.sync.api import resync_failed as requeue
+    from leadsync.web.sync import ResyncRequest
+    from leadsync.web.sync import resync_failed as requeue
 
     settings = settings_or_exit()
     if lead_id is not None and len(lead_id) > MAX_RESYNC_IDS:
@@ -307,7 +311,7 @@ def resync_failed(
         await _prepare_database(settings, migrate=False)
         engine = create_engine(settings.async_database_url)
         try:
-            from leadsync.db import create_sessionmaker
+            from leadsync.store.db import create_sessionmaker
 
             return await requeue(create_sessionmaker(engine), request=request)
         finally:
@@ -322,8 +326,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Show leads per sync status, the oldest due lead, the gate and the request budget."""
-    from leadsync.db import create_sessionmaker
-    from leadsync.sync.api import SyncStatusOut, sync_status
+    from leadsync.store.db import create_sessionmaker
+    from leadsync.web.sync import SyncStatusOut, sync_status
 
     settings = settings_or_exit()
 

@@ -11,12 +11,12 @@ from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from leadsync.config import Settings
-from leadsync.db import utcnow
-from leadsync.leads.models import SyncStatus
+from leadsync.engine.gate import Gate, PauseReason
+from leadsync.engine.writer import LeadResult, ResultKind
 from leadsync.logging import get_logger
-from leadsync.sync.gate import Gate, PauseReason
-from leadsync.sync.queue import LeadSnapshot, stats
-from leadsync.sync.service import LeadResult, ResultKind
+from leadsync.store.db import utcnow
+from leadsync.store.queue import LeadSnapshot, stats
+from leadsync.store.tables import SyncStatus
 
 log = get_logger(__name__)
 

@@ -20,8 +20,8 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from leadsync.leads.models import Lead, SyncStatus
 from leadsync.sandbox import RunningSandbox
+from leadsync.store.tables import Lead, SyncStatus
 
 EMAIL_DOMAIN = "e2e.beworking.dev"
 # The sandbox refuses these emails (INVALID_EMAIL), as HubSpot refuses some real ones.

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from leadsync.demo import command, register
 from leadsync.demo.audit import DemoReport, LeadRow, audit, judge
-from leadsync.demo.config import DemoOptions
 from leadsync.demo.leads import make_leads
+from leadsync.demo.options import DemoOptions
 from leadsync.demo.run import run_demo
 from leadsync.demo.view import verdict
 

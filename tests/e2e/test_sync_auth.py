@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from leadsync.config import Settings
-from leadsync.sync import gate
-from leadsync.sync.worker import start_in_app
+from leadsync.engine import gate
+from leadsync.engine.worker import start_in_app
 from tests.e2e.conftest import SandboxFactory
 from tests.e2e.support import (
     all_leads,

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from leadsync.config import RateLimit, Settings
-from leadsync.leads.models import SyncStatus
+from leadsync.store.tables import SyncStatus
 from tests.e2e.conftest import SandboxFactory, WorkerFactory
 from tests.e2e.support import (
     UpsertRecorder,

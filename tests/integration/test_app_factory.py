@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from leadsync.app import SERVE_WORKER_ENV, app_from_environment
-from leadsync.context import AppContext
+from leadsync.web.context import AppContext
 
 
 @pytest.mark.parametrize(("flag", "with_worker"), [("1", True), ("0", False)])

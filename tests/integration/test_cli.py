@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
 import leadsync
-from leadsync import migrations
 from leadsync.cli import app
+from leadsync.store import migrations
 
 LEADSYNC = Path(sys.executable).with_name("leadsync")
 HEAD = migrations.head_revision()

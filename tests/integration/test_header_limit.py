@@ -13,8 +13,8 @@ import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from leadsync.config import Settings
-from leadsync.headers import head_size
 from leadsync.sandbox.server import bind_socket
+from leadsync.web.headers import head_size
 from tests.conftest import ClientFactory
 
 TOO_LARGE = {"detail": "request headers larger than 16384 bytes", "errors": []}
@@ -86,7 +86,7 @@ async def bounded_server() -> AsyncIterator[tuple[int, _Recorder]]:
     sock = bind_socket()
     config = uvicorn.Config(
         app,
-        http="leadsync.headers:BoundedHttpToolsProtocol",
+        http="leadsync.web.headers:BoundedHttpToolsProtocol",
         h11_max_incomplete_event_size=2048,
         lifespan="off",
         log_level="warning",

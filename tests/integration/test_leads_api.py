@@ -14,10 +14,10 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from leadsync import migrations
 from leadsync.config import Settings
-from leadsync.db import create_sessionmaker
-from leadsync.leads.models import Lead
+from leadsync.store import migrations
+from leadsync.store.db import create_sessionmaker
+from leadsync.store.tables import Lead
 from tests.conftest import ClientFactory
 from tests.helpers import INTERNAL_HEADERS, wait_for
 
@@ -713,7 +713,7 @@ async def test_readyz_is_503_with_the_reason_when_schema_is_behind(
 async def test_readyz_is_503_when_the_database_is_unreachable(
     client_factory: ClientFactory, settings_factory: Callable[..., Settings], tmp_path: Any
 ) -> None:
-    missing = tmp_path / "no-such-dir" / "leadsync.db"
+    missing = tmp_path / "no-such-dir" / "leadsync.store.db"
     settings = settings_factory(database_url=f"sqlite+aiosqlite:///{missing}")
     async with client_factory(settings, migrate_on_start=False) as (_app, client):
         response = await client.get("/readyz")

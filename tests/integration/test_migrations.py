@@ -15,9 +15,9 @@ from sqlalchemy import Connection, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import leadsync
-from leadsync import migrations
-from leadsync.db import Base, UTCDateTime, create_engine
-from leadsync.leads.models import Lead
+from leadsync.store import migrations
+from leadsync.store.db import Base, UTCDateTime, create_engine
+from leadsync.store.tables import Lead
 
 HEAD = migrations.head_revision()
 TABLES = {"leads", "hubspot_gate"}

@@ -31,16 +31,15 @@ from sqlalchemy import event, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from leadsync.config import Settings, env_name
-from leadsync.context import AppContext
-from leadsync.db import create_engine, create_sessionmaker, transaction, utcnow
+from leadsync.engine.gate import PauseReason
+from leadsync.engine.worker import Worker, start_worker
 from leadsync.hubspot.client import HubSpotClient
-from leadsync.leads.models import Lead
 from leadsync.sandbox import RunningSandbox
-from leadsync.sandbox.gate import classify
-from leadsync.sync import queue
-from leadsync.sync.gate import PauseReason
-from leadsync.sync.models import GATE_NAME, HubSpotGate
-from leadsync.sync.worker import Worker, start_worker
+from leadsync.sandbox.middleware import classify
+from leadsync.store import queue
+from leadsync.store.db import create_engine, create_sessionmaker, transaction, utcnow
+from leadsync.store.tables import GATE_NAME, HubSpotGate, Lead
+from leadsync.web.context import AppContext
 from tests.helpers import INTERNAL_HEADERS, WaitTimeout, wait_for
 from tests.stateful import checks
 from tests.stateful.checks import Call, LeadRow, RequestBudget, Violation

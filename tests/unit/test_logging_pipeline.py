@@ -87,7 +87,7 @@ def assert_bearer_scrubbed(text: str) -> None:
 
 def test_json_emits_one_object_per_line_with_dotted_event_names() -> None:
     stream = configure("json")
-    log = get_logger("leadsync.sync.worker")
+    log = get_logger("leadsync.engine.worker")
 
     log.info("sync.lead.synced", lead_id=7, hubspot_id="101", http_status=200, duration_ms=12.5)
     log.warning("sync.lead.failed", lead_id=8, error="line one\nline two\n\ttabbed")
@@ -110,7 +110,7 @@ def test_json_emits_one_object_per_line_with_dotted_event_names() -> None:
     assert "ValueError: multi\nline\nmessage" in records[2]["exception"]
     for record in records:
         assert {"event", "level", "logger", "timestamp"} <= set(record)
-    assert [r["logger"] for r in records] == ["leadsync.sync.worker"] * 3 + ["aiosqlite"]
+    assert [r["logger"] for r in records] == ["leadsync.engine.worker"] * 3 + ["aiosqlite"]
     assert [r["level"] for r in records] == ["info", "warning", "error", "warning"]
 
 
@@ -255,9 +255,9 @@ def test_exception_tracebacks_are_redacted(log_format: str) -> None:
     try:
         _fail_with_secrets()
     except RuntimeError:
-        get_logger("leadsync.sync.worker").exception("sync.batch.crashed", lead_ids=[1])
+        get_logger("leadsync.engine.worker").exception("sync.batch.crashed", lead_ids=[1])
         logging.getLogger("asyncio").exception("Task exception was never retrieved")
-        get_logger("leadsync.sync.worker").error("sync.batch.crashed", exc_info=True)
+        get_logger("leadsync.engine.worker").error("sync.batch.crashed", exc_info=True)
 
     output = stream.getvalue()
     assert output.count("_UpstreamError") >= 3  # the chained cause is rendered too
@@ -311,7 +311,7 @@ def test_json_tracebacks_redact_secrets_that_json_escapes() -> None:
     try:
         raise RuntimeError(f"could not log in with {quoted} or {accented}")
     except RuntimeError:
-        get_logger("leadsync.db").exception("db.connect_failed")
+        get_logger("leadsync.store.db").exception("db.connect_failed")
 
     (record,) = json_lines(stream)
     assert quoted not in record["exception"]

@@ -13,11 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from leadsync import metrics
 from leadsync.config import Settings
-from leadsync.db import transaction, utcnow
+from leadsync.engine.gate import Gate, PauseReason
+from leadsync.engine.writer import LeadResult, ResultKind
 from leadsync.hubspot.models import RateLimitInfo
-from leadsync.leads.models import Lead, SyncStatus
-from leadsync.leads.schemas import LeadIn
-from leadsync.leads.service import create_lead
 from leadsync.metrics import (
     HUBSPOT_OPERATIONS,
     STATUS_CLASSES,
@@ -27,9 +25,11 @@ from leadsync.metrics import (
     sample_gauges,
     status_class,
 )
-from leadsync.sync.gate import Gate, PauseReason
-from leadsync.sync.queue import LeadSnapshot
-from leadsync.sync.service import LeadResult, ResultKind
+from leadsync.store.db import transaction, utcnow
+from leadsync.store.leads import create_lead
+from leadsync.store.queue import LeadSnapshot
+from leadsync.store.tables import Lead, SyncStatus
+from leadsync.usecases.schemas import LeadIn
 
 # The label values each labelled metric may carry; anything else is an unbounded label.
 # "other" is where observe_hubspot_request puts an operation it does not know.

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from leadsync.leads.schemas import (
+from leadsync.usecases.schemas import (
     IDEMPOTENCY_KEY_RE,
     MESSAGE_PATTERN,
     PHONE_PATTERN,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from leadsync.strictjson import loads
+from leadsync.web.strictjson import loads
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from leadsync.demo.traffic import Traffic
-from leadsync.leads.models import SyncStatus
+from leadsync.store.tables import SyncStatus
 
 STATUSES = tuple(status.value for status in SyncStatus)
 

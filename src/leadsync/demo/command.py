@@ -9,7 +9,7 @@ import httpx
 import typer
 from rich.console import Console
 
-from leadsync.demo.config import DEFAULT_LEADS, DemoError, DemoOptions
+from leadsync.demo.options import DEFAULT_LEADS, DemoError, DemoOptions
 from leadsync.demo.run import run_demo
 
 

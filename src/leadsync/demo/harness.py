@@ -14,12 +14,12 @@ from rich.console import Console, RenderableType
 
 from leadsync.demo import view
 from leadsync.demo.audit import Audit, DemoReport, LeadRow, audit
-from leadsync.demo.config import POLL_SECONDS, DemoError, DemoOptions
 from leadsync.demo.leads import DemoLeads, make_leads
+from leadsync.demo.options import POLL_SECONDS, DemoError, DemoOptions
 from leadsync.demo.services import PerLeadOutcomes, start_services
 from leadsync.demo.traffic import Traffic
-from leadsync.leads.models import UNFINISHED
 from leadsync.sandbox import RunningSandbox
+from leadsync.store.tables import UNFINISHED
 
 
 def settled(counts: Mapping[str, int]) -> bool:

@@ -13,8 +13,8 @@ from rich.console import Console
 
 from leadsync.demo import view
 from leadsync.demo.audit import DemoReport, judge
-from leadsync.demo.chaos import chaos
-from leadsync.demo.config import (
+from leadsync.demo.harness import Harness, settled
+from leadsync.demo.options import (
     RESYNC_TIMEOUT,
     SETTLE_TIMEOUT,
     SUBMIT_CONCURRENCY,
@@ -22,8 +22,8 @@ from leadsync.demo.config import (
     DemoError,
     DemoOptions,
 )
-from leadsync.demo.harness import Harness, settled
 from leadsync.demo.traffic import Traffic
+from leadsync.demo.trouble import chaos
 
 
 async def run_demo(options: DemoOptions, *, console: Console) -> DemoReport:

@@ -15,11 +15,11 @@ import httpx
 import uvicorn
 
 from leadsync.app import create_app
-from leadsync.demo.config import DemoError, demo_settings, sandbox_config
+from leadsync.demo.options import DemoError, demo_settings, sandbox_config
+from leadsync.engine.worker import start_in_app
 from leadsync.logging import configure_logging
 from leadsync.sandbox import RunningSandbox, run_sandbox
 from leadsync.sandbox.server import bind_socket, socket_url
-from leadsync.sync.worker import start_in_app
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +84,7 @@ async def start_services(
     settings = demo_settings(workdir=workdir, sandbox=running, internal_token=internal_token)
     # After the sandbox: its uvicorn config installs handlers that this replaces.
     configure_logging(level="WARNING", secrets=settings.secrets, stream=_CurrentStderr())
-    worker_log = logging.getLogger("leadsync.sync.worker")
+    worker_log = logging.getLogger("leadsync.engine.worker")
     worker_log.addFilter(quiet)
     stack.callback(worker_log.removeFilter, quiet)
     try:

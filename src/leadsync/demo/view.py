@@ -12,7 +12,8 @@ from rich.table import Table
 from rich.text import Text
 
 from leadsync.demo.audit import STATUSES, Audit, DemoReport
-from leadsync.demo.config import (
+from leadsync.demo.leads import REJECTED_DOMAIN, DemoLeads
+from leadsync.demo.options import (
     DEMO_BUDGET,
     FAULT_5XX,
     FAULT_DROP,
@@ -20,9 +21,8 @@ from leadsync.demo.config import (
     SANDBOX_LIMIT,
     SUBMIT_RATE,
 )
-from leadsync.demo.leads import REJECTED_DOMAIN, DemoLeads
 from leadsync.demo.traffic import Traffic
-from leadsync.leads.models import SyncStatus
+from leadsync.store.tables import SyncStatus
 
 STATUS_STYLES = {
     SyncStatus.PENDING: "yellow",

@@ -2,7 +2,6 @@
 
 from leadsync.sandbox.app import create_sandbox_app
 from leadsync.sandbox.clock import ManualClock
-from leadsync.sandbox.config import DEFAULT_TOKEN, SandboxConfig
 from leadsync.sandbox.server import (
     RunningSandbox,
     SandboxProcess,
@@ -10,6 +9,7 @@ from leadsync.sandbox.server import (
     serve_sandbox,
     spawn_sandbox,
 )
+from leadsync.sandbox.settings import DEFAULT_TOKEN, SandboxConfig
 from leadsync.sandbox.state import SandboxState, sandbox_state
 
 __all__ = [

@@ -12,13 +12,13 @@ from starlette.responses import Response
 
 from leadsync.sandbox.batch import batch_router
 from leadsync.sandbox.clock import Clock
-from leadsync.sandbox.config import SandboxConfig
 from leadsync.sandbox.control import control_router
-from leadsync.sandbox.errors import bad_request, error_response
-from leadsync.sandbox.gate import SandboxGate
+from leadsync.sandbox.middleware import SandboxGate
 from leadsync.sandbox.properties import BadInput
+from leadsync.sandbox.replies import bad_request, error_response
 from leadsync.sandbox.routes import contacts_router
 from leadsync.sandbox.search import search_router
+from leadsync.sandbox.settings import SandboxConfig
 from leadsync.sandbox.state import SandboxState
 
 

@@ -10,8 +10,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from leadsync.sandbox.clock import iso
-from leadsync.sandbox.config import CONTACTS_PATH, SandboxConfig
-from leadsync.sandbox.errors import bad_request, batch_error, json_response
 from leadsync.sandbox.inputs import batch_inputs, id_property, input_id, read_object
 from leadsync.sandbox.properties import (
     PropertyError,
@@ -21,6 +19,8 @@ from leadsync.sandbox.properties import (
     input_error,
     validation_message,
 )
+from leadsync.sandbox.replies import bad_request, batch_error, json_response
+from leadsync.sandbox.settings import CONTACTS_PATH, SandboxConfig
 from leadsync.sandbox.state import SandboxState
 from leadsync.sandbox.store import DEFAULT_READ_PROPERTIES, ContactExists, ContactStore
 

@@ -10,8 +10,8 @@ import uvicorn
 from pydantic import ValidationError
 
 from leadsync.sandbox.app import create_sandbox_app
-from leadsync.sandbox.config import DEFAULT_TOKEN, SandboxConfig
 from leadsync.sandbox.server import bind_socket, socket_url, uvicorn_config
+from leadsync.sandbox.settings import DEFAULT_TOKEN, SandboxConfig
 
 _FAULTS = "Faults"
 _LIMITS = "Limits"

@@ -11,10 +11,10 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from leadsync.sandbox.errors import bad_request, json_response
 from leadsync.sandbox.inject import InjectedResponse
 from leadsync.sandbox.inputerrors import InputError
 from leadsync.sandbox.inputs import read_object
+from leadsync.sandbox.replies import bad_request, json_response
 from leadsync.sandbox.state import SandboxState
 
 PREFIX = "/_sandbox"

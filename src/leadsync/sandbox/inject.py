@@ -28,7 +28,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.responses import Response
 
-from leadsync.sandbox.errors import dumps
+from leadsync.sandbox.replies import dumps
 
 MAX_TIMES = 10_000
 MAX_DELAY_MS = 600_000.0  # ten minutes: longer than any client timeout worth testing

@@ -19,8 +19,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.responses import Response
 
-from leadsync.sandbox.errors import batch_error, error_response
 from leadsync.sandbox.inject import MAX_TIMES
+from leadsync.sandbox.replies import batch_error, error_response
 
 _CATEGORY = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
 

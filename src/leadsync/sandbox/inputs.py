@@ -7,9 +7,9 @@ from typing import Any
 
 from starlette.requests import Request
 
-from leadsync.sandbox.config import MAX_BATCH_INPUTS
 from leadsync.sandbox.peek import PARSED_BODY
 from leadsync.sandbox.properties import BadInput
+from leadsync.sandbox.settings import MAX_BATCH_INPUTS
 
 
 async def read_object(request: Request) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 
 from starlette.types import Message, Receive, Scope
 
-from leadsync.sandbox.config import CONTACTS_PATH
+from leadsync.sandbox.settings import CONTACTS_PATH
 from leadsync.sandbox.store import ContactStore
 
 # Where the gate leaves the parsed JSON object body for `inputs.read_object`.

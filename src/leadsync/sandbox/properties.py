@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from leadsync.sandbox.config import READ_ONLY_PROPERTIES, SandboxConfig
-from leadsync.sandbox.errors import batch_error
+from leadsync.sandbox.replies import batch_error
+from leadsync.sandbox.settings import READ_ONLY_PROPERTIES, SandboxConfig
 
 # Close to what HubSpot accepts: one @, a dotted domain, no spaces.
 _EMAIL_RE = re.compile(

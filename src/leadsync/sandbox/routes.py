@@ -6,10 +6,10 @@ from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
-from leadsync.sandbox.config import CONTACTS_PATH as CONTACTS
-from leadsync.sandbox.errors import bad_request, conflict, json_response, not_found
 from leadsync.sandbox.inputs import id_property, int_param, read_object, requested_names
 from leadsync.sandbox.properties import check_properties, coerce_properties, validation_message
+from leadsync.sandbox.replies import bad_request, conflict, json_response, not_found
+from leadsync.sandbox.settings import CONTACTS_PATH as CONTACTS
 from leadsync.sandbox.state import SandboxState
 from leadsync.sandbox.store import DEFAULT_READ_PROPERTIES, Contact, ContactExists
 

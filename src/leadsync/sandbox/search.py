@@ -9,10 +9,10 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from leadsync.sandbox.config import CONTACTS_PATH
-from leadsync.sandbox.errors import json_response
 from leadsync.sandbox.inputs import read_object
 from leadsync.sandbox.properties import BadInput
+from leadsync.sandbox.replies import json_response
+from leadsync.sandbox.settings import CONTACTS_PATH
 from leadsync.sandbox.state import SandboxState
 from leadsync.sandbox.store import DEFAULT_READ_PROPERTIES, Contact, ContactStore
 

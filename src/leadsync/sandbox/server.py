@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from leadsync.sandbox.app import create_sandbox_app
 from leadsync.sandbox.clock import Clock
-from leadsync.sandbox.config import SandboxConfig
+from leadsync.sandbox.settings import SandboxConfig
 from leadsync.sandbox.state import SandboxState, sandbox_state
 
 _URL_RE = re.compile(r"(http://[\w.\-\[\]:]+:\d+)")

@@ -8,12 +8,12 @@ from typing import Any
 from fastapi import FastAPI
 
 from leadsync.sandbox.clock import Clock
-from leadsync.sandbox.config import SandboxConfig
 from leadsync.sandbox.faults import FaultInjector, HangRegistry
 from leadsync.sandbox.inject import InjectionQueue
 from leadsync.sandbox.inputerrors import InputErrorBook
 from leadsync.sandbox.ratelimit import SECONDLY, RateLimiter
 from leadsync.sandbox.requestlog import RequestLog
+from leadsync.sandbox.settings import SandboxConfig
 from leadsync.sandbox.stats import Stats
 from leadsync.sandbox.store import ContactStore
 

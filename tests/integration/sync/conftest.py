@@ -11,14 +11,14 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from leadsync.config import Settings
-from leadsync.db import transaction, utcnow
-from leadsync.leads.models import Lead
-from leadsync.sandbox.config import SandboxConfig
 from leadsync.sandbox.server import RunningSandbox, serve_sandbox
+from leadsync.sandbox.settings import SandboxConfig
+from leadsync.store.db import transaction, utcnow
+from leadsync.store.tables import Lead
 
 
 class FakeClock:
-    """A clock that only moves when told; callable like `leadsync.db.utcnow`."""
+    """A clock that only moves when told; callable like `leadsync.store.db.utcnow`."""
 
     def __init__(self, start: dt.datetime) -> None:
         self.now = start

@@ -6,18 +6,18 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+from leadsync.leads import service as leads_service
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from leadsync.config import Settings
-from leadsync.db import transaction
+from leadsync.engine.worker import Worker, start_worker
+from leadsync.engine.writer import LeadResult
 from leadsync.hubspot.client import HubSpotClient
-from leadsync.leads import service as leads_service
-from leadsync.leads.models import Lead
-from leadsync.leads.schemas import LeadIn
-from leadsync.sync.queue import LeadSnapshot
-from leadsync.sync.service import LeadResult
-from leadsync.sync.worker import Worker, start_worker
+from leadsync.store.db import transaction
+from leadsync.store.queue import LeadSnapshot
+from leadsync.store.tables import Lead
+from leadsync.usecases.schemas import LeadIn
 from tests.integration.sync.conftest import fetch
 
 Sessions = async_sessionmaker[AsyncSession]

@@ -22,16 +22,16 @@ import pytest
 from sqlalchemy import update
 
 from leadsync.config import Settings
-from leadsync.db import transaction, utcnow
+from leadsync.engine import gate as gate_module
+from leadsync.engine.gate import PauseReason
+from leadsync.engine.worker import Worker
+from leadsync.engine.writer import LeadResult, ResultKind
 from leadsync.hubspot.client import HubSpotClient
-from leadsync.leads.models import Lead
 from leadsync.sandbox.inject import InjectedResponse
 from leadsync.sandbox.server import RunningSandbox
-from leadsync.sync import gate as gate_module
-from leadsync.sync import queue
-from leadsync.sync.gate import PauseReason
-from leadsync.sync.service import LeadResult, ResultKind
-from leadsync.sync.worker import Worker
+from leadsync.store import queue
+from leadsync.store.db import transaction, utcnow
+from leadsync.store.tables import Lead
 from tests.helpers import wait_for
 from tests.integration.sync.conftest import FakeClock, fetch, insert_lead
 from tests.integration.sync.support import new_lead, sandbox_worker, status_of

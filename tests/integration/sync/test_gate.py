@@ -10,9 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from leadsync.config import RateLimit
-from leadsync.db import transaction
-from leadsync.hubspot.models import RateLimitInfo
-from leadsync.sync.gate import (
+from leadsync.engine.gate import (
     AUTH_PROBE_FIRST_SECONDS,
     AUTH_PROBE_MAX_SECONDS,
     JITTER_SECONDS,
@@ -23,7 +21,9 @@ from leadsync.sync.gate import (
     ProbeDue,
     auth_probe_delay,
 )
-from leadsync.sync.models import HubSpotGate
+from leadsync.hubspot.models import RateLimitInfo
+from leadsync.store.db import transaction
+from leadsync.store.tables import HubSpotGate
 from tests.integration.sync.conftest import FakeClock
 
 MADRID = ZoneInfo("Europe/Madrid")

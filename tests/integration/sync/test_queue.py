@@ -8,10 +8,10 @@ import datetime as dt
 import pytest
 from sqlalchemy import event, func, select, text
 
-from leadsync.db import transaction
-from leadsync.leads.models import Lead, SyncStatus
-from leadsync.sync import queue
-from leadsync.sync.queue import Completion
+from leadsync.store import queue
+from leadsync.store.db import transaction
+from leadsync.store.queue import Completion
+from leadsync.store.tables import Lead, SyncStatus
 from tests.integration.sync.conftest import (
     FakeClock,
     fetch,

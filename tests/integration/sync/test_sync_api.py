@@ -7,8 +7,8 @@ import json
 from typing import Any
 
 from leadsync.config import RateLimit
-from leadsync.db import utcnow
-from leadsync.sync.gate import JITTER_SECONDS, SPACING_MARGIN, Gate
+from leadsync.engine.gate import JITTER_SECONDS, SPACING_MARGIN, Gate
+from leadsync.store.db import utcnow
 from tests.helpers import INTERNAL_HEADERS
 from tests.integration.sync.conftest import fetch_all, insert_leads, lead_row
 

@@ -12,13 +12,12 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from leadsync.db import create_engine, create_sessionmaker, transaction, utcnow
+from leadsync.engine.gate import PauseReason
+from leadsync.engine.worker import Worker, start_in_app
 from leadsync.hubspot.client import HubSpotClient
-from leadsync.leads.models import Lead
 from leadsync.sandbox.server import RunningSandbox
-from leadsync.sync.gate import PauseReason
-from leadsync.sync.models import HubSpotGate
-from leadsync.sync.worker import Worker, start_in_app
+from leadsync.store.db import create_engine, create_sessionmaker, transaction, utcnow
+from leadsync.store.tables import HubSpotGate, Lead
 from tests.helpers import wait_for
 from tests.integration.sync.conftest import fetch, fetch_all, insert_leads, lead_row
 from tests.integration.sync.support import in_progress, new_lead, running_worker, status_of

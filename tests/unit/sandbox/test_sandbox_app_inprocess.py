@@ -7,7 +7,7 @@ import pytest
 
 from leadsync.sandbox import ManualClock, SandboxConfig, create_sandbox_app, sandbox_state
 from leadsync.sandbox.clock import iso
-from leadsync.sandbox.gate import ConnectionDropped
+from leadsync.sandbox.middleware import ConnectionDropped
 
 C = "/crm/v3/objects/contacts"
 AUTH = {"Authorization": "Bearer sandbox-token"}

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from leadsync.config import RateLimit
 from leadsync.sandbox.command import register
-from leadsync.sandbox.config import DEFAULT_TOKEN, SandboxConfig
+from leadsync.sandbox.settings import DEFAULT_TOKEN, SandboxConfig
 
 
 def test_defaults_mirror_a_professional_portal_without_faults() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from leadsync.sandbox.batch import duplicate_keys, parse_upsert
-from leadsync.sandbox.config import SandboxConfig
-from leadsync.sandbox.gate import bearer_token, classify
+from leadsync.sandbox.middleware import bearer_token, classify
+from leadsync.sandbox.settings import SandboxConfig
 
 C = "/crm/v3/objects/contacts"
 

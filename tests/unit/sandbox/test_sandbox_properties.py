@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from leadsync.sandbox.config import SandboxConfig
 from leadsync.sandbox.properties import (
     BadInput,
     check_properties,
@@ -14,6 +13,7 @@ from leadsync.sandbox.properties import (
     input_error,
     validation_message,
 )
+from leadsync.sandbox.settings import SandboxConfig
 
 CONFIG = SandboxConfig()
 

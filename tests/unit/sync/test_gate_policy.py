@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from leadsync.config import RateLimit
-from leadsync.sync.gate import (
+from leadsync.engine.gate import (
     AUTH_PROBE_FIRST_SECONDS,
     AUTH_PROBE_MAX_SECONDS,
     JITTER_SECONDS,

@@ -7,11 +7,11 @@ import random
 
 import pytest
 
-from leadsync.leads.models import SyncStatus
-from leadsync.sync.outcomes import to_completion
-from leadsync.sync.queue import LeadSnapshot
-from leadsync.sync.retry import RetryPolicy
-from leadsync.sync.service import LeadResult, ResultKind
+from leadsync.engine.outcomes import to_completion
+from leadsync.engine.retry import RetryPolicy
+from leadsync.engine.writer import LeadResult, ResultKind
+from leadsync.store.queue import LeadSnapshot
+from leadsync.store.tables import SyncStatus
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 POLICY = RetryPolicy(base_seconds=2.0, cap_seconds=100.0, max_attempts=5)

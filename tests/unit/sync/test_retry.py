@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from leadsync.sync.retry import Decision, RetryPolicy, Verdict, decide
+from leadsync.engine.retry import Decision, RetryPolicy, Verdict, decide
 
 POLICY = RetryPolicy(base_seconds=2.0, cap_seconds=900.0, max_attempts=10)
 SAMPLES = 200

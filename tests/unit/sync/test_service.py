@@ -1,4 +1,4 @@
-"""SyncService against a respx HubSpot and a fake budget: batch and single mode outcomes."""
+"""ContactWriter against a respx HubSpot and a fake budget: batch and single mode outcomes."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import httpx
 import pytest
 import respx
 
+from leadsync.engine.gate import Paused, ProbeDue
+from leadsync.engine.writer import ContactWriter, LeadResult, ResultKind
 from leadsync.hubspot.client import HubSpotClient
 from leadsync.hubspot.models import RateLimitInfo
-from leadsync.sync.gate import Paused, ProbeDue
-from leadsync.sync.queue import LeadSnapshot
-from leadsync.sync.service import LeadResult, ResultKind, SyncService
+from leadsync.store.queue import LeadSnapshot
 
 BASE = "https://api.hubapi.test"
 CONTACTS = "/crm/v3/objects/contacts"
@@ -141,9 +141,9 @@ def budget() -> FakeBudget:
 
 
 @pytest.fixture
-def make_service(client: HubSpotClient, budget: FakeBudget) -> Callable[..., SyncService]:
-    def make(mode: str = "batch", **kwargs: Any) -> SyncService:
-        return SyncService(client=client, budget=budget, mode=mode, **kwargs)  # type: ignore[arg-type]
+def make_service(client: HubSpotClient, budget: FakeBudget) -> Callable[..., ContactWriter]:
+    def make(mode: str = "batch", **kwargs: Any) -> ContactWriter:
+        return ContactWriter(client=client, budget=budget, mode=mode, **kwargs)  # type: ignore[arg-type]
 
     return make
 

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from leadsync.logging import get_logger
-from leadsync.sync.queue import NOTIFY_CHANNEL
+from leadsync.store.queue import NOTIFY_CHANNEL
 
 log = get_logger(__name__)
 RECONNECT_FIRST_SECONDS = 0.5

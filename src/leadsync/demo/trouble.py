@@ -7,8 +7,8 @@ import time
 
 import httpx
 
-from leadsync.demo.config import CHAOS_MAX_SECONDS, FAULT_DROP
 from leadsync.demo.harness import Harness
+from leadsync.demo.options import CHAOS_MAX_SECONDS, FAULT_DROP
 from leadsync.demo.traffic import Traffic
 
 

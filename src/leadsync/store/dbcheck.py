@@ -19,7 +19,7 @@ from sqlalchemy import make_url
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from leadsync import migrations
+from leadsync.store import migrations
 
 # PostgreSQL SQLSTATEs (asyncpg exceptions carry them as `sqlstate`).
 _WRONG_PASSWORD = "28P01"  # noqa: S105 - a SQLSTATE, not a password

@@ -9,15 +9,15 @@ from fastapi import APIRouter, Body, Depends
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from leadsync.auth import InternalAuth
 from leadsync.config import Settings
-from leadsync.context import AppContext, get_context
-from leadsync.db import transaction, utcnow
-from leadsync.errors import responses
+from leadsync.engine.gate import Gate
 from leadsync.limits import MAX_ID, MAX_OLDER_THAN_SECONDS, MAX_RESYNC_IDS, MAX_RESYNC_LIMIT
-from leadsync.strictjson import StrictJSONRoute
-from leadsync.sync import queue
-from leadsync.sync.gate import Gate
+from leadsync.store import queue
+from leadsync.store.db import transaction, utcnow
+from leadsync.web.auth import InternalAuth
+from leadsync.web.context import AppContext, get_context
+from leadsync.web.responses import responses
+from leadsync.web.strictjson import StrictJSONRoute
 
 router = APIRouter(
     prefix="/internal", tags=["sync"], dependencies=[InternalAuth], route_class=StrictJSONRoute

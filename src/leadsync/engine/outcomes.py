@@ -6,10 +6,10 @@ import datetime as dt
 import random
 from dataclasses import replace
 
-from leadsync.leads.models import SyncStatus
-from leadsync.sync.queue import Completion, LeadSnapshot
-from leadsync.sync.retry import RetryPolicy, Verdict, decide
-from leadsync.sync.service import LeadResult, ResultKind
+from leadsync.engine.retry import RetryPolicy, Verdict, decide
+from leadsync.engine.writer import LeadResult, ResultKind
+from leadsync.store.queue import Completion, LeadSnapshot
+from leadsync.store.tables import SyncStatus
 
 
 def to_completion(

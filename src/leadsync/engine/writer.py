@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal, Protocol
 
+from leadsync.engine.gate import Paused, ProbeDue
 from leadsync.hubspot.client import HubSpotClient
 from leadsync.hubspot.errors import (
     AuthError,
@@ -21,8 +22,7 @@ from leadsync.hubspot.errors import (
 )
 from leadsync.hubspot.models import RateLimitInfo, UpsertInput
 from leadsync.hubspot.payload import lead_properties
-from leadsync.sync.gate import Paused, ProbeDue
-from leadsync.sync.queue import LeadSnapshot
+from leadsync.store.queue import LeadSnapshot
 
 LEAD_FIELDS = ("email", "firstname", "lastname", "phone", "company", "message", "source")
 
@@ -170,7 +170,7 @@ def _released(groups: list[_Group]) -> list[LeadResult]:
     return [r for g in groups for r in g.results(ResultKind.RELEASED)]
 
 
-class SyncService:
+class ContactWriter:
     """Sync claimed leads to HubSpot in batch mode (upsert) or single mode (create/409/patch)."""
 
     def __init__(

@@ -8,10 +8,10 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadsync.db import utcnow
-from leadsync.leads.models import Lead, SyncStatus
-from leadsync.leads.schemas import LeadIn
-from leadsync.sync.queue import announce_new_leads
+from leadsync.store.db import utcnow
+from leadsync.store.queue import announce_new_leads
+from leadsync.store.tables import Lead, SyncStatus
+from leadsync.usecases.schemas import LeadIn
 
 _leads: Table = Lead.__table__  # type: ignore[assignment]
 # A plain, cached INSERT .. RETURNING id: the ORM's unit of work, or a statement rebuilt with

@@ -11,13 +11,6 @@ from collections.abc import Sequence
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from leadsync.sandbox.config import CONTACTS_PATH as CONTACTS
-from leadsync.sandbox.errors import (
-    json_response,
-    rate_limited_body,
-    server_error_body,
-    unauthorized_body,
-)
 from leadsync.sandbox.faults import (
     Fault,
     find_transport,
@@ -27,7 +20,14 @@ from leadsync.sandbox.faults import (
 from leadsync.sandbox.inject import InjectedResponse
 from leadsync.sandbox.peek import parse_body, read_body, replay, request_emails
 from leadsync.sandbox.ratelimit import Headers
+from leadsync.sandbox.replies import (
+    json_response,
+    rate_limited_body,
+    server_error_body,
+    unauthorized_body,
+)
 from leadsync.sandbox.requestlog import LoggedRequest, WriteOverlaps
+from leadsync.sandbox.settings import CONTACTS_PATH as CONTACTS
 from leadsync.sandbox.state import SandboxState
 from leadsync.sandbox.stats import Stats
 

@@ -20,7 +20,7 @@ from fastapi import status
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from leadsync.errors import ErrorResponse
+from leadsync.web.responses import ErrorResponse
 
 # "HTTP/1.1\r\n" after the target, ": " and "\r\n" around each header, the blank line.
 _REQUEST_LINE_OVERHEAD = len(" HTTP/1.1\r\n") + 1

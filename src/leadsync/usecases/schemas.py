@@ -11,7 +11,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from leadsync.emails import EMAIL_PATTERN, MAX_EMAIL, canonical_email
-from leadsync.leads.models import SyncStatus
+from leadsync.store.tables import SyncStatus
 
 # Text fields follow one rule, in this order (docs/api.md, "Text fields"):
 #   1. refuse control characters (Unicode Cc: U+0000-U+001F, U+007F-U+009F); `message` may

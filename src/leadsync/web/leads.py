@@ -7,13 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from pydantic import BeforeValidator
 
-from leadsync.auth import InternalAuth
-from leadsync.context import AppContext, get_context
-from leadsync.db import transaction
-from leadsync.errors import responses
-from leadsync.leads import service
-from leadsync.leads.models import SyncStatus
-from leadsync.leads.schemas import (
+from leadsync.limits import DEFAULT_PAGE_SIZE, MAX_ID, MAX_PAGE_SIZE
+from leadsync.metrics import LEADS_CREATED
+from leadsync.store import leads as service
+from leadsync.store.db import transaction
+from leadsync.store.tables import SyncStatus
+from leadsync.usecases.schemas import (
     IDEMPOTENCY_KEY_PATTERN,
     IDEMPOTENCY_KEY_RE,
     LeadDetail,
@@ -21,9 +20,10 @@ from leadsync.leads.schemas import (
     LeadOut,
     LeadPage,
 )
-from leadsync.limits import DEFAULT_PAGE_SIZE, MAX_ID, MAX_PAGE_SIZE
-from leadsync.metrics import LEADS_CREATED
-from leadsync.strictjson import StrictJSONRoute
+from leadsync.web.auth import InternalAuth
+from leadsync.web.context import AppContext, get_context
+from leadsync.web.responses import responses
+from leadsync.web.strictjson import StrictJSONRoute
 
 public = APIRouter(tags=["leads"], route_class=StrictJSONRoute)
 internal = APIRouter(

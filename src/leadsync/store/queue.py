@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadsync.hubspot.errors import TRANSIENT_4XX_STATUSES
-from leadsync.leads.models import Lead, SyncStatus
+from leadsync.store.tables import UNFINISHED_SQL, Lead, SyncStatus
 
 # Workers LISTEN on this channel; PostgreSQL delivers a NOTIFY only when its transaction
 # commits, which makes it the after-commit hand-off across processes for free.
@@ -33,7 +33,7 @@ _NOTIFY = text(f"NOTIFY {NOTIFY_CHANNEL}")
 
 # Written as literal SQL, identical to the partial index's predicate, so that PostgreSQL can
 # prove the index applies even for generic plans of prepared statements.
-_UNFINISHED = text("leads.hubspot_sync_status IN ('PENDING', 'RETRYING', 'IN_PROGRESS')")
+_UNFINISHED = text(f"leads.{UNFINISHED_SQL}")
 _leads: Table = Lead.__table__  # type: ignore[assignment]
 _busy = _leads.alias("busy")
 

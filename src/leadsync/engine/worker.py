@@ -17,19 +17,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from leadsync import metrics
 from leadsync.config import LEASE_MARGIN_SECONDS, Settings
-from leadsync.context import AppContext
-from leadsync.db import transaction, utcnow
+from leadsync.engine.gate import Gate, Paused, PauseReason, ProbeDue
+from leadsync.engine.listener import PostgresListener
+from leadsync.engine.outcomes import to_completion
+from leadsync.engine.retry import RetryPolicy
+from leadsync.engine.writer import ContactWriter, LeadResult, ResultKind
 from leadsync.hubspot.client import HubSpotClient
 from leadsync.hubspot.errors import AuthError, HubSpotError
-from leadsync.leads.models import SyncStatus
 from leadsync.logging import get_logger
-from leadsync.sync import queue
-from leadsync.sync.gate import Gate, Paused, PauseReason, ProbeDue
-from leadsync.sync.listener import PostgresListener
-from leadsync.sync.outcomes import to_completion
-from leadsync.sync.queue import Claim, Completion, LeadSnapshot
-from leadsync.sync.retry import RetryPolicy
-from leadsync.sync.service import LeadResult, ResultKind, SyncService
+from leadsync.store import queue
+from leadsync.store.db import transaction, utcnow
+from leadsync.store.queue import Claim, Completion, LeadSnapshot
+from leadsync.store.tables import SyncStatus
+from leadsync.web.context import AppContext
 
 log = get_logger(__name__)
 _STDLIB_LOG = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class Worker:
             zone=settings.account_zone,
             pause_cap_seconds=settings.pause_cap_seconds,
         )
-        self._service = SyncService(
+        self._service = ContactWriter(
             client=client,
             budget=self.gate,
             mode=settings.hubspot_write_mode,

@@ -21,10 +21,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from leadsync.config import RateLimit
-from leadsync.db import transaction, utcnow
 from leadsync.hubspot.models import RateLimitInfo
 from leadsync.logging import get_logger
-from leadsync.sync.models import GATE_NAME, HubSpotGate
+from leadsync.store.db import transaction, utcnow
+from leadsync.store.tables import GATE_NAME, HubSpotGate
 
 log = get_logger(__name__)
 

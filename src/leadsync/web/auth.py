@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from leadsync.context import AppContext, get_context
+from leadsync.web.context import AppContext, get_context
 
 # Declares the scheme in the spec (and on every operation that depends on it). The check
 # itself is below: auto_error=False so that every refusal is our 401 with our error shape.

@@ -1,14 +1,26 @@
-"""The `leads` table: the lead itself, the seed's HubSpot columns and the queue columns."""
+"""The tables: `leads` (the lead, the seed's HubSpot columns, the queue columns) and
+`hubspot_gate`; the lead's field list and its statuses, defined once for the whole code base.
+
+Everything else derives from the definitions here: the claim's RETURNING list
+(`store/queue.py`), the HubSpot property map (`engine/contact.py`), the API's shapes, which are
+checked against `LEAD_FIELDS` at import (`usecases/schemas.py`), and the partial index's
+predicate in the migrations (`UNFINISHED_SQL`).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
+from typing import Final
 
 from sqlalchemy import BigInteger, Index, Integer, String, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from leadsync.db import Base, UTCDateTime, utcnow
+from leadsync.store.db import Base, UTCDateTime, utcnow
+
+# The lead's own fields, in the order of the website's form. A new field is a column below,
+# a migration, an entry here, and (if HubSpot should get it) a property in the property map.
+LEAD_FIELDS: Final = ("email", "firstname", "lastname", "phone", "company", "message", "source")
 
 
 class SyncStatus(StrEnum):
@@ -21,8 +33,13 @@ class SyncStatus(StrEnum):
     FAILED = "FAILED"
 
 
-UNFINISHED = (SyncStatus.PENDING, SyncStatus.RETRYING, SyncStatus.IN_PROGRESS)
-_UNFINISHED_SQL = text("hubspot_sync_status IN ('PENDING', 'RETRYING', 'IN_PROGRESS')")
+# A lead still on its way: the queue's partial index covers exactly these rows.
+UNFINISHED: Final = (SyncStatus.PENDING, SyncStatus.RETRYING, SyncStatus.IN_PROGRESS)
+# Literal SQL, so that PostgreSQL can prove the partial index applies even to the generic plan
+# of a prepared statement; the migrations build the index with this very text.
+UNFINISHED_SQL: Final = "hubspot_sync_status IN ({})".format(
+    ", ".join(f"'{status.value}'" for status in UNFINISHED)
+)
 
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
 BigIntId = BigInteger().with_variant(Integer(), "sqlite")
@@ -41,6 +58,7 @@ class Lead(Base):
         UTCDateTime, default=utcnow, onupdate=utcnow, server_default=func.now()
     )
 
+    # LEAD_FIELDS, in that order (checked below).
     email: Mapped[str] = mapped_column(String(254), index=True)
     firstname: Mapped[str | None] = mapped_column(String(100))
     lastname: Mapped[str | None] = mapped_column(String(100))
@@ -48,6 +66,7 @@ class Lead(Base):
     company: Mapped[str | None] = mapped_column(String(100))
     message: Mapped[str | None] = mapped_column(Text)
     source: Mapped[str | None] = mapped_column(String(64))
+
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
     # SHA-256 of the canonical request body, to tell a replay from a different body.
     idempotency_fingerprint: Mapped[str | None] = mapped_column(String(64))
@@ -73,8 +92,44 @@ class Lead(Base):
         Index(
             "ix_leads_due",
             "hubspot_next_attempt_at",
-            postgresql_where=_UNFINISHED_SQL,
-            sqlite_where=_UNFINISHED_SQL,
+            postgresql_where=text(UNFINISHED_SQL),
+            sqlite_where=text(UNFINISHED_SQL),
         ),
         Index("ix_leads_hubspot_sync_status_id", "hubspot_sync_status", "id"),
+    )
+
+
+def _fields_in_table() -> tuple[str, ...]:
+    names = [column.name for column in Lead.__table__.columns]
+    start = names.index(LEAD_FIELDS[0])
+    return tuple(names[start : start + len(LEAD_FIELDS)])
+
+
+if _fields_in_table() != LEAD_FIELDS:  # pragma: no cover - a mistake caught at import
+    raise RuntimeError(f"Lead's columns {_fields_in_table()} differ from LEAD_FIELDS")
+
+
+GATE_NAME: Final = "hubspot"
+
+
+class HubSpotGate(Base):
+    """One row per HubSpot account: next free request slot, pause state, last reported limits."""
+
+    __tablename__ = "hubspot_gate"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # Earliest time the next request may be sent (GCRA "theoretical arrival time").
+    next_slot_at: Mapped[dt.datetime] = mapped_column(
+        UTCDateTime, default=utcnow, server_default=func.now()
+    )
+    paused_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    pause_reason: Mapped[str | None] = mapped_column(String(32))
+    pause_detail: Mapped[str | None] = mapped_column(Text)
+    auth_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    reported_max: Mapped[int | None] = mapped_column(Integer)
+    reported_remaining: Mapped[int | None] = mapped_column(Integer)
+    reported_interval_ms: Mapped[int | None] = mapped_column(Integer)
+    daily_remaining: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow, server_default=func.now()
     )

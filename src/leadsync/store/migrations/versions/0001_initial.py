@@ -12,14 +12,16 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from leadsync.db import UTCDateTime
+from leadsync.store.db import UTCDateTime
+from leadsync.store.tables import UNFINISHED_SQL
 
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_UNFINISHED = sa.text("hubspot_sync_status IN ('PENDING', 'RETRYING', 'IN_PROGRESS')")
+# The predicate the queue's statements repeat, from the one definition of the statuses.
+_UNFINISHED = sa.text(UNFINISHED_SQL)
 
 
 def upgrade() -> None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
-import leadsync.leads.models
-import leadsync.sync.models
+import leadsync.store.tables
 from leadsync.config import load_settings
-from leadsync.db import Base
+from leadsync.store.db import Base
 
 target_metadata = Base.metadata
 del leadsync  # only imported for its side effect of registering the models

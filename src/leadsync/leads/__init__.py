@@ -1,1 +1,0 @@
-"""Leads: the public intake API, its validation and storage."""
