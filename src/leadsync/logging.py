@@ -3,42 +3,34 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
 import structlog
 
-REDACTED = "[REDACTED]"
-# Shorter "secrets" would shred ordinary words; config refuses such tokens anyway.
-MIN_SECRET_LENGTH = 8
-# Anything that follows "Bearer " is a credential, whoever wrote it.
-# The credential stops at a quote, comma, semicolon or backslash, so that a JSON-escaped
-# quote survives, and a credential already redacted is left as it is.
-_BEARER_RE = re.compile(r"(?i)(bearer\s+)(?!\[REDACTED\])[^\s\"',;\\]+")
+from leadsync.redact import MIN_SECRET_LENGTH, REDACTED, scrub_forms, secret_forms
+
+__all__ = ["REDACTED", "SecretRedactor", "configure_logging", "get_logger"]
 
 
 class SecretRedactor:
-    """A structlog processor that scrubs known secrets and bearer credentials from every value."""
+    """A structlog processor that scrubs known secrets and bearer credentials from every value
+    (the rules of leadsync/redact.py)."""
 
     def __init__(self, secrets: Callable[[], Iterable[str]]) -> None:
         self._secrets = secrets
         # Every secret ever seen stays known: a rotated-out token may still sit in a message.
         self._known: set[str] = set()
-        self._ordered: list[str] = []
+        self._forms: list[str] = []
 
     def scrub(self, text: str) -> str:
         """Return text with every known secret and bearer credential replaced."""
         current = set(self._secrets())
         if not current <= self._known:
             self._known |= current
-            # Longest first: a secret that contains another must not leave its tail behind.
-            self._ordered = sorted(self._known, key=len, reverse=True)
-        for secret in self._ordered:
-            if len(secret) >= MIN_SECRET_LENGTH and secret in text:
-                text = text.replace(secret, REDACTED)
-        return _BEARER_RE.sub(lambda m: m.group(1) + REDACTED, text)
+            self._forms = secret_forms(s for s in self._known if len(s) >= MIN_SECRET_LENGTH)
+        return scrub_forms(text, self._forms)
 
     def _clean(self, value: Any) -> Any:
         if isinstance(value, str):

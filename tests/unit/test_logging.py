@@ -6,11 +6,13 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
 import structlog
 
 from leadsync.logging import REDACTED, SecretRedactor, configure_logging, get_logger
+from leadsync.redact import scrub
 
 SECRET = "pat-na1-0123456789abcdef"
 OTHER = "internal-token-abcdef0123"
@@ -123,6 +125,18 @@ def test_a_secret_containing_another_is_redacted_whole() -> None:
     scrubbed = redactor.scrub("token=abcdefgh-and-a-longer-tail")
 
     assert scrubbed == f"token={REDACTED}"
+
+
+def test_logs_and_hubspot_errors_share_one_scrubber() -> None:
+    # The forms a secret takes in a URL or in JSON, and a bearer credential after "=" or "%20",
+    # are redacted in log lines exactly as in HubSpot error texts (leadsync/redact.py).
+    secret = "pat-na1/abc+def"
+    redactor = SecretRedactor(lambda: [secret])
+    text = f"url=?t={quote(secret, safe='')} json={secret.replace('/', chr(92) + '/')} bearer=zz9"
+
+    assert redactor.scrub(text) == scrub(text, secrets=[secret])
+    assert secret.split("/")[1] not in redactor.scrub(text)
+    assert "zz9" not in redactor.scrub(text)
 
 
 def test_ordinary_words_are_not_shredded_by_tiny_secrets() -> None:

@@ -1,4 +1,4 @@
-"""HubSpot CRM contacts: the HTTP client, its classified errors and the lead -> payload map."""
+"""HubSpot CRM contacts: the HTTP client and its classified errors."""
 
 from leadsync.hubspot.client import MAX_BATCH_INPUTS, HubSpotClient, Observer, TokenProvider
 from leadsync.hubspot.errors import (
@@ -9,7 +9,6 @@ from leadsync.hubspot.errors import (
     RateLimitedError,
     TransientError,
     parse_retry_after,
-    scrub,
     truncate_error,
 )
 from leadsync.hubspot.models import (
@@ -20,10 +19,8 @@ from leadsync.hubspot.models import (
     UpsertedContact,
     UpsertInput,
 )
-from leadsync.hubspot.payload import DEFAULT_PROPERTY_MAP, lead_properties, property_map
 
 __all__ = [
-    "DEFAULT_PROPERTY_MAP",
     "MAX_BATCH_INPUTS",
     "AuthError",
     "BatchInputError",
@@ -40,9 +37,6 @@ __all__ = [
     "TransientError",
     "UpsertInput",
     "UpsertedContact",
-    "lead_properties",
     "parse_retry_after",
-    "property_map",
-    "scrub",
     "truncate_error",
 ]

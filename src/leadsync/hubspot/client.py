@@ -22,7 +22,6 @@ from leadsync.hubspot.errors import (
     TransientError,
     error_from_exception,
     error_from_response,
-    scrub,
     truncate_error,
 )
 from leadsync.hubspot.models import (
@@ -33,10 +32,14 @@ from leadsync.hubspot.models import (
     UpsertedContact,
     UpsertInput,
 )
+from leadsync.redact import scrub
 
 CONTACTS_PATH = "/crm/v3/objects/contacts"
 MAX_BATCH_INPUTS = 100
-SEARCH_PROPERTIES = ("email", "firstname", "lastname", "phone", "company", "message")
+# Default contact properties of every HubSpot account that a lead can fill (docs/hubspot.md,
+# "Contact properties"); a search asks for these back.
+DEFAULT_CONTACT_PROPERTIES = ("email", "firstname", "lastname", "phone", "company", "message")
+SEARCH_PROPERTIES = DEFAULT_CONTACT_PROPERTIES
 
 TokenProvider = Callable[[], str | None]
 Observer = Callable[[str, int | None, float], None]

@@ -1,4 +1,4 @@
-"""Classified HubSpot failures, and the scrubbing every error text goes through."""
+"""Classified HubSpot failures; every error text goes through the scrubber (redact.py)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,13 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any, TypedDict, Unpack
-from urllib.parse import quote
 
 import httpx
 
 from leadsync.hubspot.models import RateLimitInfo, parse_context
+from leadsync.redact import scrub
 
 ERROR_TEXT_LIMIT = 1000
-REDACTED = "[REDACTED]"
 LOCKED_MIN_WAIT_SECONDS = 2.0
 # A Retry-After beyond this is read as this (about a year); callers cap it far lower. It only
 # keeps absurd values (1e308, a date in the year 9999) from overflowing date arithmetic.
@@ -32,27 +31,10 @@ TRANSIENT_CATEGORIES = frozenset(
 )
 AUTH_CATEGORIES = frozenset({"INVALID_AUTHENTICATION", "EXPIRED_AUTHENTICATION", "MISSING_SCOPES"})
 
-# The credential after "Bearer" is redacted even when it is not the current token (an old,
-# rotated one echoed back by a proxy is still a secret).
-_BEARER_RE = re.compile(
-    r"(?i)\b(bearer)(\s*[:=]\s*|\s+|%20|\+)(?!\[REDACTED\])[^\s\"'`,;&<>(){}\[\]]+"
-)
 _EXISTING_ID_RE = re.compile(r"Existing ID:\s*(\d+)")
 _DUPLICATES_RE = re.compile(r"Duplicate IDs found in batch input:\s*\[([^\]]*)\]")
 _ERROR_CODE_RE = re.compile(r"\"error\"\s*:\s*\"([A-Z][A-Z0-9_]{1,63})\"")
 _NAME_RE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
-
-
-def scrub(text: str, *, secrets: Iterable[str | None]) -> str:
-    """Return text with every secret and every bearer credential replaced by [REDACTED]."""
-    variants: set[str] = set()
-    for secret in secrets:
-        if secret and secret.strip():
-            # Also the forms a secret takes inside JSON or a URL, should a server echo them.
-            variants.update({secret, quote(secret, safe=""), secret.replace("/", "\\/")})
-    for variant in sorted(variants, key=len, reverse=True):
-        text = text.replace(variant, REDACTED)
-    return _BEARER_RE.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
 
 
 def truncate_error(text: str, limit: int = ERROR_TEXT_LIMIT) -> str:

@@ -21,7 +21,6 @@ from leadsync.hubspot import (
     RateLimitInfo,
     TransientError,
     parse_retry_after,
-    scrub,
     truncate_error,
 )
 from leadsync.hubspot.errors import (
@@ -30,6 +29,7 @@ from leadsync.hubspot.errors import (
     classify_input_error,
     error_from_response,
 )
+from leadsync.redact import scrub
 
 NOW = datetime(2026, 8, 21, 10, 0, 0, tzinfo=UTC)
 TOKEN = "pat-na1-aaaa-bbbb"
