@@ -35,11 +35,12 @@ test: $(DEV)
 		if [ $$rc -eq 5 ]; then echo "make test: pytest collected no test (exit 5)" >&2; fi; \
 		exit $$rc; }
 
-## lint: ruff, formatting and mypy --strict, as CI runs them
+## lint: ruff, formatting, mypy --strict and the import layers, as CI runs them
 lint: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict src
+	$(BIN)/lint-imports
 
 ## bench: every benchmark in bench/ (PostgreSQL on 127.0.0.1:5432, wrk from Debian);
 ## each prints its ratios and rewrites its section of bench/RESULTS.md

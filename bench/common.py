@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from leadsync.sandbox.server import SandboxProcess, spawn_sandbox
+from leadsync.sandbox.server import SandboxProcess, sandbox_in_process
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -197,7 +197,7 @@ async def sync_rate(
 @contextlib.contextmanager
 def sandbox(*args: str) -> Iterator[SandboxProcess]:
     """Run the HubSpot sandbox in its own process."""
-    with spawn_sandbox(args=["--daily-limit", "0", *args]) as running:
+    with sandbox_in_process(args=["--daily-limit", "0", *args]) as running:
         yield running
 
 

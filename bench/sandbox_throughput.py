@@ -22,7 +22,7 @@ import time
 import httpx
 import psutil
 
-from leadsync.sandbox import DEFAULT_TOKEN, spawn_sandbox
+from leadsync.sandbox import DEFAULT_TOKEN, sandbox_in_process
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import write_results
@@ -88,7 +88,7 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true", help="Do not update RESULTS.md.")
     options = parser.parse_args()
     args = ["--rate-limit", "none", "--daily-limit", "0", "--log-level", "warning"]
-    with spawn_sandbox(args=args) as sandbox:
+    with sandbox_in_process(args=args) as sandbox:
         placement = pin(sandbox.process.pid, {0})
         if placement != "not pinned":
             pin(os.getpid(), set(range(1, os.cpu_count() or 2)))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import traceback
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -132,7 +131,7 @@ def serve(
     """Run the lead API (and, by default, the sync worker); applies pending migrations first."""
     import uvicorn
 
-    from leadsync.app import SERVE_WORKER_ENV, app_from_environment
+    from leadsync.app import app_with_worker, app_without_worker
 
     settings = settings_or_exit()  # validate once, with one clear line, before any process
     # Reach and migrate the database here, where a failure is one line, rather than in the
@@ -140,7 +139,6 @@ def serve(
     with_database(settings, lambda: asyncio.run(_prepare_database(settings, migrate=True)))
     if worker:
         warn_without_hubspot_token(settings)
-    os.environ[SERVE_WORKER_ENV] = "1" if worker else "0"
     typer.echo(f"leadsync {__version__}: API docs at http://{host}:{port}/docs")
     # Request heads are bounded while they are read (leadsync/headers.py): the protocol takes
     # its limit from h11_max_incomplete_event_size, which also bounds uvicorn's h11.
@@ -150,7 +148,7 @@ def serve(
     )
     if processes == 1:
         uvicorn.run(
-            app_from_environment(),
+            app_with_worker() if worker else app_without_worker(),
             host=host,
             port=port,
             log_config=None,
@@ -162,7 +160,7 @@ def serve(
     # Several processes: uvicorn imports the factory in each; settings come from the same
     # environment, migrations are serialised by the database (advisory lock / BEGIN IMMEDIATE).
     uvicorn.run(
-        "leadsync.app:app_from_environment",
+        f"leadsync.app:{'app_with_worker' if worker else 'app_without_worker'}",
         factory=True,
         workers=processes,
         host=host,
@@ -231,8 +229,7 @@ async def _run_worker(settings: Settings, *, metrics_port: int | None, metrics_h
 
     from prometheus_client import start_http_server
 
-    from leadsync import metrics
-    from leadsync.engine.worker import build_worker, start_worker
+    from leadsync import runtime
     from leadsync.store.db import create_sessionmaker
 
     stop = asyncio.Event()
@@ -247,10 +244,10 @@ async def _run_worker(settings: Settings, *, metrics_port: int | None, metrics_h
         if metrics_port is not None:
             server, _thread = start_http_server(metrics_port, addr=metrics_host)
             stack.callback(server.shutdown)
-            await metrics.start_sampler(sessions, settings=settings, stack=stack)
+            await runtime.start_sampler(sessions, settings=settings, stack=stack)
             log.info("metrics.serving", port=metrics_port)
-        sync_worker = await build_worker(settings, sessions=sessions, stack=stack)
-        await start_worker(sync_worker, settings=settings, stack=stack)
+        sync_worker = await runtime.build_worker(settings, sessions=sessions, stack=stack)
+        await runtime.start_worker(sync_worker, settings=settings, stack=stack)
         await stop.wait()
         log.info("sync.worker.signal", action="draining")
 
@@ -293,8 +290,8 @@ def resync_failed(
     ] = None,
 ) -> None:
     """Put FAILED leads back in the queue (attempts reset; the last error stays until replaced)."""
-    from leadsync.web.sync import ResyncRequest
-    from leadsync.web.sync import resync_failed as requeue
+    from leadsync.usecases.schemas import ResyncRequest
+    from leadsync.usecases.sync import resync_failed as requeue
 
     settings = settings_or_exit()
     if lead_id is not None and len(lead_id) > MAX_RESYNC_IDS:
@@ -327,7 +324,8 @@ def status(
 ) -> None:
     """Show leads per sync status, the oldest due lead, the gate and the request budget."""
     from leadsync.store.db import create_sessionmaker
-    from leadsync.web.sync import SyncStatusOut, sync_status
+    from leadsync.usecases.schemas import SyncStatusOut
+    from leadsync.usecases.sync import sync_status
 
     settings = settings_or_exit()
 

@@ -1,33 +1,25 @@
-"""Every Prometheus metric of leadsync, with bounded labels (no lead id, email or error text)."""
+"""Every Prometheus metric of leadsync, with bounded labels (no lead id, email or error text).
+
+Definitions only: what feeds them (the HubSpot client's observer, the worker's result hook,
+the gauge sampler) is wired by the entry points in `runtime.py`.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import collections
-import contextlib
-from collections.abc import Sequence
-
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from leadsync.config import Settings
-from leadsync.engine.gate import Gate, PauseReason
-from leadsync.engine.writer import LeadResult, ResultKind
-from leadsync.logging import get_logger
-from leadsync.store.db import utcnow
-from leadsync.store.queue import LeadSnapshot, stats
+from leadsync.engine.gate import PauseReason
+from leadsync.engine.writer import COUNTED_OUTCOMES
 from leadsync.store.tables import SyncStatus
-
-log = get_logger(__name__)
 
 # `*_created` samples double the series count and no dashboard or alert of ours reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
-SYNC_OUTCOMES = ("synced", "retry", "failed", "rate_limited", "auth_paused")
+# One label value per outcome kind the engine counts (engine/writer.py).
+SYNC_OUTCOMES = tuple(kind.value for kind in COUNTED_OUTCOMES)
 HUBSPOT_OPERATIONS = ("create", "update", "update_by_email", "search", "batch_upsert", "probe")
 # 3xx: the client never follows redirects, so one means a wrong HUBSPOT_BASE_URL or proxy.
 STATUS_CLASSES = ("2xx", "3xx", "4xx", "429", "5xx", "network")
-DEFAULT_SAMPLE_SECONDS = 15.0
 
 SYNC_ATTEMPTS = Counter(
     "leadsync_sync_attempts_total",
@@ -97,85 +89,3 @@ def status_class(http_status: int | None) -> str:
     if http_status == 429:
         return "429"
     return f"{min(max(http_status // 100, 2), 5)}xx"
-
-
-def observe_hubspot_request(operation: str, http_status: int | None, seconds: float) -> None:
-    """Count one HubSpot request and its latency (the client's observer hook)."""
-    if operation not in HUBSPOT_OPERATIONS:
-        operation = "other"
-    HUBSPOT_REQUESTS.labels(operation=operation, status_class=status_class(http_status)).inc()
-    HUBSPOT_LATENCY.labels(operation=operation).observe(seconds)
-
-
-def observe_sync_results(
-    results: Sequence[LeadResult], leads: Sequence[LeadSnapshot], _seconds: float
-) -> None:
-    """Count each lead's outcome and the creation-to-sync latency of the synced ones."""
-    created = {lead.id: lead.created_at for lead in leads}
-    now = utcnow()
-    outcomes = collections.Counter(result.kind for result in results)
-    outcomes.pop(ResultKind.RELEASED, None)
-    for kind, count in outcomes.items():  # one increment per outcome, not per lead
-        SYNC_ATTEMPTS.labels(outcome=kind.value).inc(count)
-    RETRIES.inc(outcomes.get(ResultKind.RETRY, 0))
-    for result in results:
-        if result.kind is ResultKind.SYNCED and result.lead_id in created:
-            SYNC_LATENCY.observe(max(0.0, (now - created[result.lead_id]).total_seconds()))
-
-
-async def sample_gauges(sessions: async_sessionmaker[AsyncSession], *, settings: Settings) -> None:
-    """Refresh the gauges from the database: one grouped count and one indexed min."""
-    now = utcnow()
-    async with sessions() as session:
-        queue_stats = await stats(session, now=now)
-    for status, count in queue_stats.counts.items():
-        LEADS_BY_STATUS.labels(status=status).set(count)
-    OLDEST_DUE.set(queue_stats.oldest_due_seconds or 0.0)
-    gate = Gate(sessions=sessions, limit=settings.rate_limit, zone=settings.account_zone)
-    state = await gate.state()
-    paused = state.paused(now)
-    for reason in PauseReason:
-        GATE_PAUSED.labels(reason=reason.value).set(
-            1 if paused and state.pause_reason == reason else 0
-        )
-    BUDGET_REMAINING.set(-1 if state.reported_remaining is None else state.reported_remaining)
-    DAILY_REMAINING.set(state.daily_remaining if state.daily_remaining is not None else -1)
-    GAUGES_SAMPLED.set(now.timestamp())
-
-
-async def run_sampler(
-    sessions: async_sessionmaker[AsyncSession],
-    *,
-    settings: Settings,
-    interval_seconds: float = DEFAULT_SAMPLE_SECONDS,
-) -> None:
-    """Sample the gauges every interval until cancelled; a failed sample is logged, not fatal."""
-    # First sample after one interval: a process that only lives for a moment (a test, a
-    # one-off command) should not query for metrics nobody will scrape.
-    while True:
-        await asyncio.sleep(interval_seconds)
-        try:
-            await sample_gauges(sessions, settings=settings)
-        except Exception as exc:  # the database may be briefly away; metrics must not crash
-            log.warning("metrics.sample_failed", error_type=type(exc).__name__)
-
-
-async def start_sampler(
-    sessions: async_sessionmaker[AsyncSession],
-    *,
-    settings: Settings,
-    stack: contextlib.AsyncExitStack,
-    interval_seconds: float = DEFAULT_SAMPLE_SECONDS,
-) -> None:
-    """Run the gauge sampler as a task that the exit stack cancels."""
-    task = asyncio.create_task(
-        run_sampler(sessions, settings=settings, interval_seconds=interval_seconds),
-        name="leadsync-metrics-sampler",
-    )
-
-    async def stop() -> None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    stack.push_async_callback(stop)

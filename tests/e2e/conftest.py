@@ -1,7 +1,7 @@
 """End-to-end fixtures: a HubSpot sandbox over real HTTP and `leadsync worker` processes.
 
 ``sandbox_factory(**config)``
-    Starts ``leadsync.sandbox.run_sandbox`` (a real uvicorn server on a free loopback port,
+    Starts ``leadsync.sandbox.sandbox_in_thread`` (a real uvicorn server on a free loopback port,
     in a thread of the test process) with a ``SandboxConfig`` built from the keywords, and
     stops it after the test.  Tests read and steer it through its control API (/_sandbox/).
 ``worker_factory(name, env)``
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from leadsync.sandbox import RunningSandbox, SandboxConfig, run_sandbox
+from leadsync.sandbox import RunningSandbox, SandboxConfig, sandbox_in_thread
 from tests.e2e.support import WorkerProcess, spawn_worker
 
 SandboxFactory = Callable[..., RunningSandbox]
@@ -33,7 +33,7 @@ def sandbox_factory() -> Iterator[SandboxFactory]:
     with contextlib.ExitStack() as stack:
 
         def start(**config: Any) -> RunningSandbox:
-            return stack.enter_context(run_sandbox(config=SandboxConfig(**config)))
+            return stack.enter_context(sandbox_in_thread(config=SandboxConfig(**config)))
 
         yield start
 

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from leadsync.config import Settings
-from leadsync.engine.worker import start_in_app
+from leadsync.runtime import start_in_app
 from tests.e2e.conftest import SandboxFactory
 from tests.e2e.support import (
     REJECT_REGEX,

@@ -1,4 +1,5 @@
-"""`leadsync serve --processes N` builds each process's app from the environment."""
+"""`leadsync serve --processes N` builds each process's app from the environment, with or
+without a worker by the factory it names (no flag travels through the environment)."""
 
 from __future__ import annotations
 
@@ -6,19 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from leadsync.app import SERVE_WORKER_ENV, app_from_environment
+from leadsync.app import app_with_worker, app_without_worker
 from leadsync.web.context import AppContext
 
 
-@pytest.mark.parametrize(("flag", "with_worker"), [("1", True), ("0", False)])
-async def test_the_factory_reads_settings_and_the_worker_flag_from_the_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag: str, with_worker: bool
+@pytest.mark.parametrize("with_worker", [True, False])
+async def test_each_factory_reads_settings_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_worker: bool
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/factory.db")
     monkeypatch.setenv("LEADSYNC_INTERNAL_TOKEN", "factory-internal-token")
-    monkeypatch.setenv(SERVE_WORKER_ENV, flag)
 
-    app = app_from_environment()
+    app = app_with_worker() if with_worker else app_without_worker()
 
     async with app.router.lifespan_context(app):
         ctx: AppContext = app.state.ctx

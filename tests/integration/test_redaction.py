@@ -31,10 +31,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from leadsync.config import Settings
 from leadsync.engine import gate as gate_module
-from leadsync.engine.worker import start_in_app
 from leadsync.hubspot.client import HubSpotClient
 from leadsync.hubspot.models import UpsertInput
 from leadsync.logging import REDACTED, configure_logging
+from leadsync.runtime import start_in_app
 from tests.conftest import ClientFactory
 from tests.helpers import wait_for
 

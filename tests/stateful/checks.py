@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from leadsync.engine.contact import DEFAULT_PROPERTY_MAP, lead_properties
 from leadsync.hubspot.errors import parse_retry_after
-from leadsync.hubspot.payload import DEFAULT_PROPERTY_MAP, lead_properties
 
 LEAD_FIELDS = ("email", "firstname", "lastname", "phone", "company", "message", "source")
 MAPPED_PROPERTIES = tuple(DEFAULT_PROPERTY_MAP.values())

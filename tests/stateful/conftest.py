@@ -21,7 +21,7 @@ import pytest
 import structlog
 from hypothesis import HealthCheck, Phase, settings
 
-from leadsync.sandbox import RunningSandbox, SandboxConfig, run_sandbox
+from leadsync.sandbox import RunningSandbox, SandboxConfig, sandbox_in_thread
 from tests.stateful.specs import REFUSED_PATTERN
 
 PROFILE_ENV = "STATEFUL_PROFILE"
@@ -63,7 +63,7 @@ def stateful_profile() -> settings:
 def stateful_sandbox() -> Iterator[RunningSandbox]:
     """A HubSpot sandbox over real HTTP (its own thread and loop), for one test case."""
     config = SandboxConfig(seed=1, reject_emails=REFUSED_PATTERN)
-    with run_sandbox(config=config) as sandbox:
+    with sandbox_in_thread(config=config) as sandbox:
         yield sandbox
 
 

@@ -32,8 +32,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from leadsync.config import Settings, env_name
 from leadsync.engine.gate import PauseReason
-from leadsync.engine.worker import Worker, start_worker
+from leadsync.engine.worker import Worker
 from leadsync.hubspot.client import HubSpotClient
+from leadsync.runtime import start_worker
 from leadsync.sandbox import RunningSandbox
 from leadsync.sandbox.middleware import classify
 from leadsync.store import queue

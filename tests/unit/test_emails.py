@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from leadsync.emails import EMAIL_PATTERN, SPECIAL_USE_DOMAINS, canonical_email
-from leadsync.hubspot.payload import lead_properties
+from leadsync.engine.contact import lead_properties
 
 
 @pytest.mark.parametrize(

@@ -11,25 +11,17 @@ from prometheus_client import REGISTRY
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from leadsync import metrics
+from leadsync import runtime
 from leadsync.config import Settings
 from leadsync.engine.gate import Gate, PauseReason
 from leadsync.engine.writer import LeadResult, ResultKind
 from leadsync.hubspot.models import RateLimitInfo
-from leadsync.metrics import (
-    HUBSPOT_OPERATIONS,
-    STATUS_CLASSES,
-    SYNC_OUTCOMES,
-    observe_hubspot_request,
-    observe_sync_results,
-    sample_gauges,
-    status_class,
-)
+from leadsync.metrics import HUBSPOT_OPERATIONS, STATUS_CLASSES, SYNC_OUTCOMES, status_class
+from leadsync.runtime import observe_hubspot_request, observe_sync_results, sample_gauges
 from leadsync.store.db import transaction, utcnow
-from leadsync.store.leads import create_lead
+from leadsync.store.leads import insert_lead
 from leadsync.store.queue import LeadSnapshot
 from leadsync.store.tables import Lead, SyncStatus
-from leadsync.usecases.schemas import LeadIn
 
 # The label values each labelled metric may carry; anything else is an unbounded label.
 # "other" is where observe_hubspot_request puts an operation it does not know.
@@ -244,7 +236,7 @@ async def _add_lead(
     sessions: async_sessionmaker[AsyncSession], *, status: SyncStatus, due_ago: float
 ) -> None:
     async with transaction(sessions) as session:
-        stored = await create_lead(session, data=LeadIn(email=f"{status.value.lower()}@x.com"))
+        stored = await insert_lead(session, fields={"email": f"{status.value.lower()}@x.com"})
         await session.execute(
             update(Lead)
             .where(Lead.id == stored.lead.id)
@@ -305,4 +297,4 @@ def test_metrics_module_declares_no_per_lead_label() -> None:
         if family.name.startswith("leadsync_"):
             for sample in family.samples:
                 assert not forbidden & set(sample.labels), (family.name, sample.labels)
-    assert metrics.DEFAULT_SAMPLE_SECONDS <= 60  # alerts assume a gauge is at most a minute old
+    assert runtime.DEFAULT_SAMPLE_SECONDS <= 60  # alerts assume a gauge is at most a minute old

@@ -16,9 +16,10 @@ import uvicorn
 
 from leadsync.app import create_app
 from leadsync.demo.options import DemoError, demo_settings, sandbox_config
-from leadsync.engine.worker import start_in_app
+from leadsync.engine.writer import LEAD_EVENT_PREFIX
 from leadsync.logging import configure_logging
-from leadsync.sandbox import RunningSandbox, run_sandbox
+from leadsync.runtime import start_in_app
+from leadsync.sandbox import RunningSandbox, sandbox_in_thread
 from leadsync.sandbox.server import bind_socket, socket_url
 
 
@@ -42,7 +43,7 @@ class PerLeadOutcomes(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         event = record.msg.get("event") if isinstance(record.msg, dict) else None
-        if isinstance(event, str) and event.startswith("sync.lead."):
+        if isinstance(event, str) and event.startswith(LEAD_EVENT_PREFIX):
             self.hidden += 1
             return False
         return True
@@ -80,7 +81,7 @@ async def start_services(
             tempfile.TemporaryDirectory(prefix="leadsync-demo-", ignore_cleanup_errors=True)
         )
     )
-    running = stack.enter_context(run_sandbox(config=sandbox_config(seed=seed)))
+    running = stack.enter_context(sandbox_in_thread(config=sandbox_config(seed=seed)))
     settings = demo_settings(workdir=workdir, sandbox=running, internal_token=internal_token)
     # After the sandbox: its uvicorn config installs handlers that this replaces.
     configure_logging(level="WARNING", secrets=settings.secrets, stream=_CurrentStderr())

@@ -1,4 +1,9 @@
-"""Lead -> HubSpot contact properties; the mapping is data, so a new field is one line."""
+"""Lead -> HubSpot contact properties, derived from the lead's field list.
+
+Every field of LEAD_FIELDS (store/tables.py) whose name is one of HubSpot's default contact
+properties is sent under that name; the others (`source`) only when HUBSPOT_EXTRA_PROPERTIES
+maps them to a property of the account.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,11 @@ from datetime import date, datetime
 from types import MappingProxyType
 from typing import Final
 
+from leadsync.hubspot.client import DEFAULT_CONTACT_PROPERTIES
+from leadsync.store.tables import LEAD_FIELDS
+
 DEFAULT_PROPERTY_MAP: Final[Mapping[str, str]] = MappingProxyType(
-    {
-        "email": "email",
-        "firstname": "firstname",
-        "lastname": "lastname",
-        "phone": "phone",
-        "company": "company",
-        "message": "message",
-    }
+    {field: field for field in LEAD_FIELDS if field in DEFAULT_CONTACT_PROPERTIES}
 )
 
 _NO_EXTRA: Final[Mapping[str, str]] = MappingProxyType({})

@@ -8,28 +8,25 @@ import datetime as dt
 import logging
 import random
 import time
-from collections.abc import Callable, Coroutine, Sequence
-from contextlib import AsyncExitStack
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from leadsync import metrics
-from leadsync.config import LEASE_MARGIN_SECONDS, Settings
-from leadsync.engine.gate import Gate, Paused, PauseReason, ProbeDue
-from leadsync.engine.listener import PostgresListener
+from leadsync.config import Settings
+from leadsync.engine.gate import Gate, Paused, ProbeDue
+from leadsync.engine.lease import BatchLease
 from leadsync.engine.outcomes import to_completion
 from leadsync.engine.retry import RetryPolicy
 from leadsync.engine.writer import ContactWriter, LeadResult, ResultKind
 from leadsync.hubspot.client import HubSpotClient
-from leadsync.hubspot.errors import AuthError, HubSpotError
+from leadsync.hubspot.errors import TRANSIENT_4XX_STATUSES, AuthError, HubSpotError
 from leadsync.logging import get_logger
 from leadsync.store import queue
 from leadsync.store.db import transaction, utcnow
 from leadsync.store.queue import Claim, Completion, LeadSnapshot
 from leadsync.store.tables import SyncStatus
-from leadsync.web.context import AppContext
 
 log = get_logger(__name__)
 _STDLIB_LOG = logging.getLogger(__name__)
@@ -226,7 +223,7 @@ class Worker:
     async def process(self, batch: Claim, *, prepaid: bool = False) -> None:
         """Sync one claimed batch and record each lead's outcome under its lease."""
         started = time.monotonic()
-        lease = _BatchLease(
+        lease = BatchLease(
             sessions=self._sessions,
             token=batch.token,
             lead_ids=[lead.id for lead in batch.leads],
@@ -351,7 +348,7 @@ class Worker:
         ]
         for lead in batch.exhausted:
             log.warning(
-                "sync.lead.failed",
+                ResultKind.FAILED.event,
                 lead_id=lead.id,
                 attempt=lead.attempts + 1,
                 status=SyncStatus.FAILED.value,
@@ -374,7 +371,7 @@ class Worker:
             if result.kind is ResultKind.RELEASED:
                 log_event = log.debug
             log_event(
-                f"sync.lead.{result.kind.value}",
+                result.kind.event,
                 lead_id=result.lead_id,
                 hubspot_id=result.hubspot_id,
                 http_status=result.http_status,
@@ -384,7 +381,7 @@ class Worker:
                 error=result.error,
             )
 
-    async def _release(self, leads: list[LeadSnapshot], lease: _BatchLease) -> None:
+    async def _release(self, leads: list[LeadSnapshot], lease: BatchLease) -> None:
         results = [LeadResult(lead.id, ResultKind.RELEASED) for lead in leads]
         await self._record(leads, results, 0.0, lease.expires_at)
 
@@ -407,54 +404,13 @@ class Worker:
                 session,
                 now=now,
                 older_than_seconds=self._settings.reconcile_after_seconds,
-                transient_only=True,
+                transient_4xx=TRANSIENT_4XX_STATUSES,
             )
             released = await queue.release_expired_leases(
                 session, now=now, max_attempts=self._settings.max_attempts
             )
         if requeued or released:
             log.info("sync.reconciled", requeued=requeued, expired_leases=released)
-
-
-class _BatchLease:
-    """The lease of one claimed batch: renewed, for the whole batch, before any call it could
-    not cover (so the leads still waiting for their call are not claimed by someone else)."""
-
-    def __init__(
-        self,
-        *,
-        sessions: async_sessionmaker[AsyncSession],
-        token: str,
-        lead_ids: Sequence[int],
-        expires_at: dt.datetime,
-        lease_seconds: float,
-        call_seconds: float,
-    ) -> None:
-        self._sessions = sessions
-        self._token = token
-        self._held = set(lead_ids)
-        self.expires_at = expires_at
-        self._lease_seconds = lease_seconds
-        # A call may last its whole total timeout, plus a margin for clocks and scheduling.
-        self._needed = dt.timedelta(seconds=call_seconds + LEASE_MARGIN_SECONDS)
-
-    async def cover(self, lead_ids: Sequence[int]) -> set[int]:
-        """Return the ids whose lease covers one whole call from now, renewing if needed."""
-        now = utcnow()
-        if self.expires_at - now < self._needed and self._held:
-            async with transaction(self._sessions) as session:
-                kept, expires = await queue.renew(
-                    session,
-                    token=self._token,
-                    lead_ids=sorted(self._held),
-                    lease_seconds=self._lease_seconds,
-                    now=now,
-                )
-            if len(kept) < len(self._held):
-                log.info("sync.lease.lost", lead_ids=sorted(self._held - kept))
-            self._held = kept
-            self.expires_at = expires
-        return {lead_id for lead_id in lead_ids if lead_id in self._held}
 
 
 async def _first_of(event_wait: Coroutine[Any, Any, object], task: asyncio.Task[None]) -> None:
@@ -467,43 +423,3 @@ async def _first_of(event_wait: Coroutine[Any, Any, object], task: asyncio.Task[
 
 async def _first_done(tasks: set[asyncio.Task[None]]) -> object:
     return await asyncio.wait(set(tasks), return_when=asyncio.FIRST_COMPLETED)
-
-
-async def start_in_app(ctx: AppContext, stack: AsyncExitStack) -> Callable[[], None]:
-    """Run a worker beside the API for the app's lifetime; return its wake-up hook."""
-    worker = await build_worker(ctx.settings, sessions=ctx.sessions, stack=stack)
-    await start_worker(worker, settings=ctx.settings, stack=stack)
-    return worker.wake
-
-
-async def build_worker(
-    settings: Settings, *, sessions: async_sessionmaker[AsyncSession], stack: AsyncExitStack
-) -> Worker:
-    """Build a worker with its HubSpot client and metrics hooks; the stack closes the client."""
-    client = await stack.enter_async_context(
-        HubSpotClient.from_settings(settings, observer=metrics.observe_hubspot_request)
-    )
-    return Worker(
-        settings=settings,
-        sessions=sessions,
-        client=client,
-        on_results=metrics.observe_sync_results,
-    )
-
-
-async def start_worker(worker: Worker, *, settings: Settings, stack: AsyncExitStack) -> None:
-    """Start the loop (and the PostgreSQL listener) as tasks that the stack stops and drains."""
-    task = asyncio.create_task(worker.run(), name="leadsync-worker")
-
-    async def stop() -> None:
-        await worker.stop()
-        await task
-
-    stack.push_async_callback(stop)
-    if settings.is_postgres and settings.wakeups_enabled:
-        listener = PostgresListener(url=settings.async_database_url, on_notify=worker.wake)
-        await listener.start()
-        stack.push_async_callback(listener.stop)
-
-
-__all__ = ["PauseReason", "Worker", "build_worker", "start_in_app", "start_worker"]

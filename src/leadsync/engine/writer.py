@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal, Protocol
 
+from leadsync.engine.contact import lead_properties
 from leadsync.engine.gate import Paused, ProbeDue
 from leadsync.hubspot.client import HubSpotClient
 from leadsync.hubspot.errors import (
@@ -21,10 +22,7 @@ from leadsync.hubspot.errors import (
     classify_input_error,
 )
 from leadsync.hubspot.models import RateLimitInfo, UpsertInput
-from leadsync.hubspot.payload import lead_properties
 from leadsync.store.queue import LeadSnapshot
-
-LEAD_FIELDS = ("email", "firstname", "lastname", "phone", "company", "message", "source")
 
 
 class ResultKind(StrEnum):
@@ -36,6 +34,17 @@ class ResultKind(StrEnum):
     RATE_LIMITED = "rate_limited"
     AUTH_PAUSED = "auth_paused"
     RELEASED = "released"  # never sent: the gate paused first, or the worker is stopping
+
+    @property
+    def event(self) -> str:
+        """The log event of a lead with this outcome (`sync.lead.<kind>`)."""
+        return f"{LEAD_EVENT_PREFIX}{self.value}"
+
+
+# Every per-lead log line of the worker is `sync.lead.<kind>`.
+LEAD_EVENT_PREFIX = "sync.lead."
+# The outcomes that count as an attempt in the metrics: a released lead was never sent.
+COUNTED_OUTCOMES = tuple(kind for kind in ResultKind if kind is not ResultKind.RELEASED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +110,7 @@ class _Group:
         merged: dict[str, str] = {}
         ordered = sorted((*self.history, *self.leads), key=lambda lead: lead.id)
         for lead in ordered:  # oldest first, so the newest non-empty value wins
-            fields = {name: getattr(lead, name) for name in LEAD_FIELDS}
-            merged.update(lead_properties(fields, extra=extra))
+            merged.update(lead_properties(lead.fields(), extra=extra))
         return merged
 
     @property

@@ -5,9 +5,9 @@ from leadsync.sandbox.clock import ManualClock
 from leadsync.sandbox.server import (
     RunningSandbox,
     SandboxProcess,
-    run_sandbox,
-    serve_sandbox,
-    spawn_sandbox,
+    sandbox_in_loop,
+    sandbox_in_process,
+    sandbox_in_thread,
 )
 from leadsync.sandbox.settings import DEFAULT_TOKEN, SandboxConfig
 from leadsync.sandbox.state import SandboxState, sandbox_state
@@ -20,8 +20,8 @@ __all__ = [
     "SandboxProcess",
     "SandboxState",
     "create_sandbox_app",
-    "run_sandbox",
+    "sandbox_in_loop",
+    "sandbox_in_process",
+    "sandbox_in_thread",
     "sandbox_state",
-    "serve_sandbox",
-    "spawn_sandbox",
 ]

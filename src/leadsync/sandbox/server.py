@@ -82,7 +82,7 @@ def uvicorn_config(app: FastAPI, *, log_level: str = "warning") -> uvicorn.Confi
 
 
 @contextlib.contextmanager
-def run_sandbox(
+def sandbox_in_thread(
     *,
     config: SandboxConfig | None = None,
     clock: Clock | None = None,
@@ -118,7 +118,7 @@ def run_sandbox(
 
 
 @contextlib.asynccontextmanager
-async def serve_sandbox(
+async def sandbox_in_loop(
     *,
     config: SandboxConfig | None = None,
     clock: Clock | None = None,
@@ -172,7 +172,7 @@ class SandboxProcess:
 
 
 @contextlib.contextmanager
-def spawn_sandbox(
+def sandbox_in_process(
     *, args: Sequence[str] = (), host: str = "127.0.0.1", startup_timeout: float = 20.0
 ) -> Iterator[SandboxProcess]:
     """Start `python -m leadsync.sandbox` on a free port and yield it once it listens."""

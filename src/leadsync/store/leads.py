@@ -1,7 +1,11 @@
-"""Lead use cases: store a lead (idempotently), read leads. Services flush; callers commit."""
+"""Leads as the API stores and reads them: insert (idempotently), get, list.
+
+Functions take a session inside the caller's transaction; they flush, the caller commits.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import Table, insert, select
@@ -10,8 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadsync.store.db import utcnow
 from leadsync.store.queue import announce_new_leads
-from leadsync.store.tables import Lead, SyncStatus
-from leadsync.usecases.schemas import LeadIn
+from leadsync.store.tables import LEAD_FIELDS, Lead, SyncStatus
 
 _leads: Table = Lead.__table__  # type: ignore[assignment]
 # A plain, cached INSERT .. RETURNING id: the ORM's unit of work, or a statement rebuilt with
@@ -31,20 +34,27 @@ class Stored:
     created: bool
 
 
-async def create_lead(
-    session: AsyncSession, *, data: LeadIn, idempotency_key: str | None = None
+async def insert_lead(
+    session: AsyncSession,
+    *,
+    fields: Mapping[str, str | None],
+    idempotency_key: str | None = None,
+    fingerprint: str | None = None,
 ) -> Stored:
-    """Store a PENDING lead and announce it; replay the first lead for a repeated key."""
-    fingerprint = data.fingerprint() if idempotency_key else None
+    """Store a PENDING lead and announce it; replay the first lead for a repeated key.
+
+    `fields`: a value (or None) for each name of LEAD_FIELDS. `fingerprint`: a hash of the
+    request body, which a replay with the same key must match.
+    """
     if idempotency_key:
         existing = await _by_key(session, idempotency_key)
         if existing is not None:
             return _replay(existing, fingerprint)
     now = utcnow()
     values = {
-        **data.model_dump(),
+        **{name: fields.get(name) for name in LEAD_FIELDS},
         "idempotency_key": idempotency_key,
-        "idempotency_fingerprint": fingerprint,
+        "idempotency_fingerprint": fingerprint if idempotency_key else None,
         "created_at": now,
         "updated_at": now,
         "hubspot_sync_status": SyncStatus.PENDING.value,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import (
@@ -23,8 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadsync.hubspot.errors import TRANSIENT_4XX_STATUSES
-from leadsync.store.tables import UNFINISHED_SQL, Lead, SyncStatus
+from leadsync.store.tables import LEAD_FIELDS, UNFINISHED_SQL, Lead, SyncStatus
 
 # Workers LISTEN on this channel; PostgreSQL delivers a NOTIFY only when its transaction
 # commits, which makes it the after-commit hand-off across processes for free.
@@ -53,6 +52,14 @@ class LeadSnapshot:
     created_at: dt.datetime
     attempts: int
     lease_token: str
+
+    def fields(self) -> dict[str, str | None]:
+        """Return the lead's own fields (LEAD_FIELDS) by name."""
+        return {name: getattr(self, name) for name in LEAD_FIELDS}
+
+
+if tuple(LeadSnapshot.__dataclass_fields__)[1 : 1 + len(LEAD_FIELDS)] != LEAD_FIELDS:
+    raise RuntimeError("LeadSnapshot's fields differ from LEAD_FIELDS")  # pragma: no cover
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,15 +145,11 @@ class Claim:
         return list(dict.fromkeys(lead.email for lead in self.leads))
 
 
+# The claim's RETURNING list: the id, the lead's fields (LEAD_FIELDS), then the rest of
+# LeadSnapshot, in the dataclass's order.
 _SNAPSHOT_COLUMNS = (
     Lead.id,
-    Lead.email,
-    Lead.firstname,
-    Lead.lastname,
-    Lead.phone,
-    Lead.company,
-    Lead.message,
-    Lead.source,
+    *(_leads.c[name] for name in LEAD_FIELDS),
     Lead.created_at,
     Lead.hubspot_sync_attempts,
 )
@@ -474,10 +477,10 @@ async def release_expired_leases(
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _transient_failure() -> object:
-    # The same rule as the HubSpot client's classification (hubspot.errors).
+def _transient_failure(transient_4xx: Collection[int]) -> object:
+    # No answer at all, a 5xx, or one of the 4xx the caller calls transient.
     status = Lead.hubspot_last_http_status
-    return or_(status.is_(None), status >= 500, status.in_(sorted(TRANSIENT_4XX_STATUSES)))
+    return or_(status.is_(None), status >= 500, status.in_(sorted(transient_4xx)))
 
 
 async def requeue_failed(
@@ -487,9 +490,13 @@ async def requeue_failed(
     lead_ids: Sequence[int] | None = None,
     older_than_seconds: float | None = None,
     limit: int | None = None,
-    transient_only: bool = False,
+    transient_4xx: Collection[int] | None = None,
 ) -> int:
-    """Put matching FAILED leads back to PENDING with attempts reset; return how many."""
+    """Put matching FAILED leads back to PENDING with attempts reset; return how many.
+
+    `transient_4xx`: only leads whose last failure was transient: no answer, a 5xx, or one of
+    these 4xx statuses (the engine passes HubSpot's rule, hubspot/errors.py).
+    """
     conditions = [Lead.hubspot_sync_status == SyncStatus.FAILED.value]
     if lead_ids is not None:
         conditions.append(Lead.id.in_(list(lead_ids)))
@@ -498,8 +505,8 @@ async def requeue_failed(
         conditions.append(
             or_(Lead.last_hubspot_attempt_at.is_(None), Lead.last_hubspot_attempt_at <= cutoff)
         )
-    if transient_only:
-        conditions.append(_transient_failure())  # type: ignore[arg-type]
+    if transient_4xx is not None:
+        conditions.append(_transient_failure(transient_4xx))  # type: ignore[arg-type]
     picked = select(Lead.id).where(and_(*conditions)).order_by(Lead.id)
     if limit is not None:
         picked = picked.limit(limit)

@@ -1,4 +1,9 @@
-"""Request and response shapes of the lead API, with every field's rules."""
+"""The shapes the use cases take and return, shared by the HTTP routes and the CLI.
+
+Leads: what the website submits (every field's rules) and what operators read. Sync: the
+resync filter and the status report. The lead's fields are checked against the one list in
+`store/tables.py` at import, so a field added there and forgotten here stops the start.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,8 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from leadsync.emails import EMAIL_PATTERN, MAX_EMAIL, canonical_email
-from leadsync.store.tables import SyncStatus
+from leadsync.limits import MAX_ID, MAX_OLDER_THAN_SECONDS, MAX_RESYNC_IDS, MAX_RESYNC_LIMIT
+from leadsync.store.tables import LEAD_FIELDS, SyncStatus
 
 # Text fields follow one rule, in this order (docs/api.md, "Text fields"):
 #   1. refuse control characters (Unicode Cc: U+0000-U+001F, U+007F-U+009F); `message` may
@@ -187,3 +193,89 @@ class LeadPage(BaseModel):
 
     items: list[LeadDetail]
     next_after: int | None
+
+
+def _check_lead_fields(*models: type[BaseModel]) -> None:
+    for model in models:
+        fields = tuple(name for name in model.model_fields if name in LEAD_FIELDS)
+        if set(LEAD_FIELDS) - set(model.model_fields) or fields != LEAD_FIELDS:
+            raise RuntimeError(f"{model.__name__} does not carry LEAD_FIELDS {LEAD_FIELDS}")
+
+
+_check_lead_fields(LeadIn, LeadOut, LeadDetail)
+
+
+class ResyncRequest(BaseModel):
+    """Which FAILED leads to requeue; every filter is optional and they combine with AND.
+
+    Strict: an operator's typo must not act on real rows, so `true` is not lead 1 and `"2"` is
+    not lead 2; numbers outside their range are refused rather than clamped.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    lead_ids: Annotated[
+        list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None,
+        Field(
+            max_length=MAX_RESYNC_IDS,
+            description=f"Only these leads (at most {MAX_RESYNC_IDS:,} ids, each 1 to 2^63-1).",
+        ),
+    ] = None
+    older_than_seconds: Annotated[
+        float | None,
+        Field(
+            ge=0,
+            le=MAX_OLDER_THAN_SECONDS,
+            allow_inf_nan=False,
+            description="Only leads whose last attempt is at least this many seconds old "
+            f"(0 to {MAX_OLDER_THAN_SECONDS:,}, i.e. 100 years).",
+        ),
+    ] = None
+    limit: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            le=MAX_RESYNC_LIMIT,
+            description=f"Requeue at most this many, lowest ids first (1 to {MAX_RESYNC_LIMIT:,}).",
+        ),
+    ] = None
+
+
+# The filter of a resync without a body: every FAILED lead.
+EVERY_FAILED_LEAD = ResyncRequest()
+
+
+class ResyncResponse(BaseModel):
+    """How many FAILED leads went back to PENDING."""
+
+    requeued: int
+
+
+class GateOut(BaseModel):
+    """The shared pause switch."""
+
+    paused: bool
+    reason: str | None
+    detail: str | None
+    paused_until: dt.datetime | None
+    auth_failures: int
+
+
+class BudgetOut(BaseModel):
+    """The shared HubSpot request budget and what HubSpot last reported."""
+
+    limit: str
+    seconds_between_requests: float
+    next_slot_at: dt.datetime
+    reported_max: int | None
+    reported_remaining: int | None
+    daily_remaining: int | None
+
+
+class SyncStatusOut(BaseModel):
+    """The queue at a glance."""
+
+    counts: dict[str, int]
+    oldest_due_seconds: float | None
+    gate: GateOut
+    budget: BudgetOut

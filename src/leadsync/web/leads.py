@@ -9,9 +9,8 @@ from pydantic import BeforeValidator
 
 from leadsync.limits import DEFAULT_PAGE_SIZE, MAX_ID, MAX_PAGE_SIZE
 from leadsync.metrics import LEADS_CREATED
-from leadsync.store import leads as service
-from leadsync.store.db import transaction
 from leadsync.store.tables import SyncStatus
+from leadsync.usecases import leads
 from leadsync.usecases.schemas import (
     IDEMPOTENCY_KEY_PATTERN,
     IDEMPOTENCY_KEY_RE,
@@ -105,9 +104,8 @@ async def create_lead(data: LeadIn, request: Request, response: Response, ctx: C
     """Store the lead in one transaction; it syncs to HubSpot after commit."""
     key = idempotency_key(request)
     try:
-        async with transaction(ctx.sessions) as session:
-            stored = await service.create_lead(session, data=data, idempotency_key=key)
-    except service.IdempotencyConflict:
+        stored = await leads.submit_lead(ctx.sessions, data=data, idempotency_key=key)
+    except leads.IdempotencyConflict:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
             "this Idempotency-Key was already used with a different body",
@@ -149,9 +147,8 @@ async def list_leads(
     ] = None,
 ) -> LeadPage:
     """Return one page of leads with every sync column (keyset pagination)."""
-    async with ctx.sessions() as session:
-        leads = await service.list_leads(session, status=status_, limit=limit, after=after)
-    items = [LeadDetail.model_validate(lead) for lead in leads]
+    page = await leads.list_leads(ctx.sessions, status=status_, limit=limit, after=after)
+    items = [LeadDetail.model_validate(lead) for lead in page]
     return LeadPage(items=items, next_after=items[-1].id if len(items) == limit else None)
 
 
@@ -169,8 +166,7 @@ async def get_lead(
     lead_id: Annotated[int, Path(ge=1, le=MAX_ID, description="The lead's id, 1 to 2^63-1.")],
 ) -> LeadDetail:
     """Return one lead with every sync column."""
-    async with ctx.sessions() as session:
-        lead = await service.get_lead(session, lead_id=lead_id)
+    lead = await leads.get_lead(ctx.sessions, lead_id=lead_id)
     if lead is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no lead with id {lead_id}")
     return LeadDetail.model_validate(lead)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from openapi_schema_validator import OAS30Validator
 
-from leadsync.sandbox import ManualClock, RunningSandbox, SandboxConfig, run_sandbox
+from leadsync.sandbox import ManualClock, RunningSandbox, SandboxConfig, sandbox_in_thread
 
 SPEC_PATH = Path("/work/shared/hubspot/contacts-v3.openapi.json")
 CONTACTS = "/crm/v3/objects/contacts"
@@ -79,7 +79,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture(scope="session")
 def shared_sandbox(clock: ManualClock) -> Iterator[RunningSandbox]:
-    with run_sandbox(clock=clock) as sandbox:
+    with sandbox_in_thread(clock=clock) as sandbox:
         yield sandbox
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from leadsync.sandbox import ManualClock, SandboxConfig, run_sandbox
+from leadsync.sandbox import ManualClock, SandboxConfig, sandbox_in_thread
 
 C = "/crm/v3/objects/contacts"
 
@@ -35,7 +35,7 @@ def test_a_new_contact_is_searchable_only_after_the_lag(
 
 def test_search_lag_with_the_real_clock() -> None:
     config = SandboxConfig(search_lag_ms=300, search_rate_limit="none")
-    with run_sandbox(config=config) as sandbox, httpx.Client(base_url=sandbox.url) as http:
+    with sandbox_in_thread(config=config) as sandbox, httpx.Client(base_url=sandbox.url) as http:
         http.headers["Authorization"] = f"Bearer {sandbox.token}"
         created_at = time.monotonic()
         http.post(C, json={"properties": {"email": "real@example.com"}})

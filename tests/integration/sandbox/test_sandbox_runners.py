@@ -8,13 +8,13 @@ import time
 import httpx
 import pytest
 
-from leadsync.sandbox import SandboxConfig, run_sandbox, serve_sandbox, spawn_sandbox
+from leadsync.sandbox import SandboxConfig, sandbox_in_loop, sandbox_in_process, sandbox_in_thread
 
 C = "/crm/v3/objects/contacts"
 
 
 async def test_serve_sandbox_runs_as_a_task_on_the_current_loop() -> None:
-    async with serve_sandbox(config=SandboxConfig(tokens=frozenset({"t"}))) as sandbox:
+    async with sandbox_in_loop(config=SandboxConfig(tokens=frozenset({"t"}))) as sandbox:
         async with httpx.AsyncClient(base_url=sandbox.url) as http:
             response = await http.post(
                 C, json={"properties": {"email": "a@x.com"}}, headers={"Authorization": "Bearer t"}
@@ -27,7 +27,7 @@ async def test_serve_sandbox_runs_as_a_task_on_the_current_loop() -> None:
 
 
 def test_stop_releases_a_hanging_request_promptly() -> None:
-    with run_sandbox(config=SandboxConfig(fault_timeout=1.0, hang_seconds=60)) as sandbox:
+    with sandbox_in_thread(config=SandboxConfig(fault_timeout=1.0, hang_seconds=60)) as sandbox:
         outcome: list[object] = []
 
         def call() -> None:
@@ -59,7 +59,7 @@ def test_stop_releases_a_hanging_request_promptly() -> None:
 
 def test_spawned_process_serves_with_its_cli_options() -> None:
     args = ["--token", "one", "--token", "two", "--rate-limit", "none", "--seed", "1"]
-    with spawn_sandbox(args=args) as process:
+    with sandbox_in_process(args=args) as process:
         for token in ("one", "two"):
             response = httpx.get(process.url + C, headers={"Authorization": f"Bearer {token}"})
             assert response.status_code == 200

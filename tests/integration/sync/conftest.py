@@ -11,7 +11,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from leadsync.config import Settings
-from leadsync.sandbox.server import RunningSandbox, serve_sandbox
+from leadsync.sandbox.server import RunningSandbox, sandbox_in_loop
 from leadsync.sandbox.settings import SandboxConfig
 from leadsync.store.db import transaction, utcnow
 from leadsync.store.tables import Lead
@@ -88,7 +88,7 @@ async def fetch_all(sessions: async_sessionmaker[AsyncSession]) -> dict[int, Lea
 @pytest.fixture
 async def sandbox() -> AsyncIterator[RunningSandbox]:
     """The HubSpot sandbox over real HTTP, in this test's event loop."""
-    async with serve_sandbox(config=SandboxConfig(seed=1)) as running:
+    async with sandbox_in_loop(config=SandboxConfig(seed=1)) as running:
         yield running
 
 

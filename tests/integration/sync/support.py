@@ -6,17 +6,17 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
-from leadsync.leads import service as leads_service
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from leadsync.config import Settings
-from leadsync.engine.worker import Worker, start_worker
+from leadsync.engine.worker import Worker
 from leadsync.engine.writer import LeadResult
 from leadsync.hubspot.client import HubSpotClient
-from leadsync.store.db import transaction
+from leadsync.runtime import start_worker
 from leadsync.store.queue import LeadSnapshot
 from leadsync.store.tables import Lead
+from leadsync.usecases.leads import submit_lead
 from leadsync.usecases.schemas import LeadIn
 from tests.integration.sync.conftest import fetch
 
@@ -48,10 +48,9 @@ async def sandbox_worker(
 
 
 async def new_lead(sessions: Sessions, **fields: Any) -> int:
-    """Store a lead through the lead service (as POST /leads does) and return its id."""
+    """Store a lead through the use case behind POST /leads and return its id."""
     data = LeadIn(**({"email": "ana@example.com", "firstname": "Ana"} | fields))
-    async with transaction(sessions) as session:
-        stored = await leads_service.create_lead(session, data=data)
+    stored = await submit_lead(sessions, data=data, idempotency_key=None)
     return stored.lead.id
 
 

@@ -8,6 +8,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import event, func, select, text
 
+from leadsync.hubspot.errors import TRANSIENT_4XX_STATUSES
 from leadsync.store import queue
 from leadsync.store.db import transaction
 from leadsync.store.queue import Completion
@@ -526,7 +527,7 @@ async def test_requeue_transient_only(sessions, clock: FakeClock) -> None:
     ids = await insert_leads(
         sessions, [failed(i, clock, status=status, age=10) for i, status in enumerate(table)]
     )
-    assert await requeue(sessions, clock, transient_only=True) == len(TRANSIENT)
+    assert await requeue(sessions, clock, transient_4xx=TRANSIENT_4XX_STATUSES) == len(TRANSIENT)
     states = await statuses(sessions)
     for lead_id, (status, transient) in zip(ids, table.items(), strict=True):
         assert states[lead_id] == ("PENDING" if transient else "FAILED"), status
@@ -542,7 +543,9 @@ async def test_requeue_filters_combine(sessions, clock: FakeClock) -> None:
             failed(3, clock, status=None, age=7200),  # transient, old, but over the limit
         ],
     )
-    count = await requeue(sessions, clock, older_than_seconds=3600, transient_only=True, limit=1)
+    count = await requeue(
+        sessions, clock, older_than_seconds=3600, transient_4xx=TRANSIENT_4XX_STATUSES, limit=1
+    )
     assert count == 1
     states = await statuses(sessions)
     assert [states[i] for i in ids] == ["PENDING", "FAILED", "FAILED", "FAILED"]

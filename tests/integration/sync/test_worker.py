@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import update
 
 from leadsync.engine.gate import PauseReason
-from leadsync.engine.worker import Worker, start_in_app
+from leadsync.engine.worker import Worker
 from leadsync.hubspot.client import HubSpotClient
+from leadsync.runtime import start_in_app
 from leadsync.sandbox.server import RunningSandbox
 from leadsync.store.db import create_engine, create_sessionmaker, transaction, utcnow
 from leadsync.store.tables import HubSpotGate, Lead

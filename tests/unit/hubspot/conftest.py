@@ -18,7 +18,7 @@ import pytest
 import respx
 
 from leadsync.hubspot import HubSpotClient
-from leadsync.sandbox import RunningSandbox, run_sandbox
+from leadsync.sandbox import RunningSandbox, sandbox_in_thread
 from tests.unit.hubspot.fake import BASE_URL, TOKEN, FakeHubSpot, HubSpotServer, Observed
 from tests.unit.hubspot.sandbox_hubspot import SandboxHubSpot
 
@@ -26,7 +26,7 @@ from tests.unit.hubspot.sandbox_hubspot import SandboxHubSpot
 @pytest.fixture(scope="session")
 def running_sandbox() -> Iterator[RunningSandbox]:
     """Serve one sandbox over HTTP for the whole session (a uvicorn thread, loopback only)."""
-    with run_sandbox() as sandbox:
+    with sandbox_in_thread() as sandbox:
         yield sandbox
 
 

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from leadsync.hubspot import DEFAULT_PROPERTY_MAP, lead_properties, property_map
+from leadsync.engine.contact import DEFAULT_PROPERTY_MAP, lead_properties, property_map
 
 
 def test_default_map_is_hubspots_default_properties() -> None:
