@@ -131,7 +131,7 @@ def _postgres_marker(request: pytest.FixtureRequest) -> None:
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Return an async database URL: a fresh SQLite file, or the test PostgreSQL database."""
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'leadsync.store.db'}"
+        return f"sqlite+aiosqlite:///{tmp_path / 'leadsync.db'}"
     return _require_postgres()
 
 

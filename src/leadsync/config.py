@@ -21,7 +21,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEFAULT_DATABASE_URL = "sqlite:///./leadsync.store.db"
+DEFAULT_DATABASE_URL = "sqlite:///./leadsync.db"
 MIN_INTERNAL_TOKEN_LENGTH = 16
 # A HubSpot call starts only while the claim's lease covers its whole total timeout plus this
 # margin (clock differences between machines, a busy event loop); otherwise the lease is

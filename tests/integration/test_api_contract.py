@@ -190,7 +190,7 @@ async def test_internal_routes_without_a_token_configured_answer_a_declared_503(
 async def test_an_unavailable_database_is_a_declared_503_not_a_500(
     client_factory: ClientFactory, settings_factory: Callable[..., Settings], tmp_path: Path
 ) -> None:
-    missing = tmp_path / "no-such-dir" / "leadsync.store.db"
+    missing = tmp_path / "no-such-dir" / "leadsync.db"
     settings = settings_factory(database_url=f"sqlite+aiosqlite:///{missing}")
     async with client_factory(settings, migrate_on_start=False) as (app, client):
         spec = app.openapi()

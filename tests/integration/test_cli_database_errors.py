@@ -173,7 +173,7 @@ def test_a_missing_sqlite_file_is_not_created(command: list[str], tmp_path: Path
 
 @pytest.mark.parametrize("command", [["migrate"], ["worker"], ["serve", "--port", "8999"]])
 def test_a_sqlite_file_in_a_missing_directory(command: list[str], tmp_path: Path) -> None:
-    database = tmp_path / "no-such-dir" / "leadsync.store.db"
+    database = tmp_path / "no-such-dir" / "leadsync.db"
 
     result = leadsync(*command, DATABASE_URL=f"sqlite:///{database}")
 
@@ -237,7 +237,7 @@ def test_serve_and_worker_warn_once_at_start_without_a_token(
 ) -> None:
     command = [*args, "--port", str(free_port())] if args[0] == "serve" else args
 
-    lines = _run_until_started(command, tmp_path / "leadsync.store.db", token=False)
+    lines = _run_until_started(command, tmp_path / "leadsync.db", token=False)
 
     assert lines.count(WARNING) == 1
     assert not any("HubSpot token" in line for line in lines if line != WARNING)
@@ -253,6 +253,6 @@ def test_no_warning_with_a_token_or_without_a_worker(
 ) -> None:
     command = [*args, "--port", str(free_port())] if args[0] == "serve" else args
 
-    lines = _run_until_started(command, tmp_path / "leadsync.store.db", token=token)
+    lines = _run_until_started(command, tmp_path / "leadsync.db", token=token)
 
     assert not any("HubSpot token" in line for line in lines)

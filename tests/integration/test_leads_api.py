@@ -713,7 +713,7 @@ async def test_readyz_is_503_with_the_reason_when_schema_is_behind(
 async def test_readyz_is_503_when_the_database_is_unreachable(
     client_factory: ClientFactory, settings_factory: Callable[..., Settings], tmp_path: Any
 ) -> None:
-    missing = tmp_path / "no-such-dir" / "leadsync.store.db"
+    missing = tmp_path / "no-such-dir" / "leadsync.db"
     settings = settings_factory(database_url=f"sqlite+aiosqlite:///{missing}")
     async with client_factory(settings, migrate_on_start=False) as (_app, client):
         response = await client.get("/readyz")

@@ -22,8 +22,8 @@ from leadsync.config import (
 def test_defaults_when_nothing_is_set() -> None:
     settings = load_settings()
 
-    assert settings.database_url == DEFAULT_DATABASE_URL == "sqlite:///./leadsync.store.db"
-    assert settings.async_database_url == "sqlite+aiosqlite:///./leadsync.store.db"
+    assert settings.database_url == DEFAULT_DATABASE_URL == "sqlite:///./leadsync.db"
+    assert settings.async_database_url == "sqlite+aiosqlite:///./leadsync.db"
     assert settings.is_postgres is False
     assert settings.hubspot_token is None
     assert settings.hubspot_token_file is None
@@ -82,7 +82,7 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None
         ("postgresql+psycopg://u@db/leads", "postgresql+asyncpg://u@db/leads"),
         ("postgresql+psycopg2://u@db/leads", "postgresql+asyncpg://u@db/leads"),
         ("postgresql+asyncpg://u@db/leads", "postgresql+asyncpg://u@db/leads"),
-        ("sqlite:///./leadsync.store.db", "sqlite+aiosqlite:///./leadsync.store.db"),
+        ("sqlite:///./leadsync.db", "sqlite+aiosqlite:///./leadsync.db"),
         ("sqlite+aiosqlite:////tmp/x.db", "sqlite+aiosqlite:////tmp/x.db"),
     ],
 )
