@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
+    BigInteger,
     Boolean,
+    ColumnElement,
+    DateTime,
+    Integer,
     Select,
+    String,
     Table,
     Text,
     and_,
     bindparam,
     case,
+    cast,
+    column,
     func,
     or_,
     select,
@@ -22,6 +31,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import TypeEngine
 
 from leadsync.store.tables import LEAD_FIELDS, UNFINISHED_SQL, Lead, SyncStatus
 
@@ -288,71 +298,88 @@ async def renew(
     return {int(row[0]) for row in result}, expires
 
 
-_COMPLETE = (
-    _leads.update()
-    .where(
-        _leads.c.id == bindparam("b_id"),
-        _leads.c.hubspot_lease_token == bindparam("b_token"),
-    )
-    .values(
-        hubspot_sync_status=bindparam("b_status"),
-        hubspot_sync_attempts=bindparam("b_attempts"),
-        last_hubspot_attempt_at=func.coalesce(
-            bindparam("b_attempted_at", type_=Lead.last_hubspot_attempt_at.type),
-            _leads.c.last_hubspot_attempt_at,
-        ),
-        hubspot_last_http_status=func.coalesce(
-            bindparam("b_http_status", type_=Lead.hubspot_last_http_status.type),
-            _leads.c.hubspot_last_http_status,
-        ),
-        hubspot_id=func.coalesce(
-            bindparam("b_hubspot_id", type_=Lead.hubspot_id.type), _leads.c.hubspot_id
-        ),
-        hubspot_synced_at=func.coalesce(
-            bindparam("b_synced_at", type_=Lead.hubspot_synced_at.type),
-            _leads.c.hubspot_synced_at,
-        ),
-        # A success clears the error, a failure replaces it, a released lead keeps its last one.
-        hubspot_error=case(
-            (bindparam("b_set_error", type_=Boolean()), bindparam("b_error", type_=Text())),
-            else_=_leads.c.hubspot_error,
-        ),
-        hubspot_next_attempt_at=bindparam("b_next", type_=Lead.hubspot_next_attempt_at.type),
-        hubspot_lease_token=None,
-        hubspot_lease_expires_at=None,
-        updated_at=bindparam("b_now", type_=Lead.updated_at.type),
-    )
+# The outcome of one lead, column by column: its name and SQL type, as both statements below
+# take it. The SET clause is written once (_outcome_values) for both.
+_OUTCOME_FIELDS: tuple[tuple[str, TypeEngine[Any]], ...] = (
+    ("id", BigInteger()),
+    ("token", String()),
+    ("status", String()),
+    ("attempts", Integer()),
+    ("attempted_at", DateTime(timezone=True)),
+    ("http_status", Integer()),
+    ("hubspot_id", String()),
+    ("synced_at", DateTime(timezone=True)),
+    ("set_error", Boolean()),
+    ("error", Text()),
+    ("next_at", DateTime(timezone=True)),
 )
 
+
+def _outcome_values(value: Callable[[str], ColumnElement[Any]]) -> dict[str, Any]:
+    """The SET clause of a completion; `value(name)` is where each outcome field comes from."""
+    c = _leads.c
+    return {
+        "hubspot_sync_status": value("status"),
+        "hubspot_sync_attempts": value("attempts"),
+        "last_hubspot_attempt_at": func.coalesce(value("attempted_at"), c.last_hubspot_attempt_at),
+        "hubspot_last_http_status": func.coalesce(value("http_status"), c.hubspot_last_http_status),
+        "hubspot_id": func.coalesce(value("hubspot_id"), c.hubspot_id),
+        "hubspot_synced_at": func.coalesce(value("synced_at"), c.hubspot_synced_at),
+        # A success clears the error, a failure replaces it, a released lead keeps its last one.
+        "hubspot_error": case((value("set_error"), value("error")), else_=c.hubspot_error),
+        "hubspot_next_attempt_at": value("next_at"),
+        "hubspot_lease_token": None,
+        "hubspot_lease_expires_at": None,
+        "updated_at": bindparam("now", type_=Lead.updated_at.type),
+    }
+
+
+_TYPES = dict(_OUTCOME_FIELDS)
+# Timestamps go through the table's UTC type (SQLite stores naive UTC text).
+_BIND_TYPES: dict[str, TypeEngine[Any]] = {
+    **_TYPES,
+    "attempted_at": Lead.last_hubspot_attempt_at.type,
+    "synced_at": Lead.hubspot_synced_at.type,
+    "next_at": Lead.hubspot_next_attempt_at.type,
+}
+
+# SQLite: an executemany of one fenced UPDATE per lead.
+_COMPLETE = (
+    _leads.update()
+    .where(_leads.c.id == bindparam("b_id"), _leads.c.hubspot_lease_token == bindparam("b_token"))
+    .values(_outcome_values(lambda name: bindparam(f"b_{name}", type_=_BIND_TYPES[name])))
+)
 
 # PostgreSQL: one statement for the whole batch, the outcomes passed as parallel arrays.
 # Far cheaper than an executemany of 100 updates, in the worker and in the server alike.
-_COMPLETE_UNNEST = text(
-    """
-    UPDATE leads AS l SET
-      hubspot_sync_status = v.status,
-      hubspot_sync_attempts = v.attempts,
-      last_hubspot_attempt_at = COALESCE(v.attempted_at, l.last_hubspot_attempt_at),
-      hubspot_last_http_status = COALESCE(v.http_status, l.hubspot_last_http_status),
-      hubspot_id = COALESCE(v.hubspot_id, l.hubspot_id),
-      hubspot_synced_at = COALESCE(v.synced_at, l.hubspot_synced_at),
-      hubspot_error = CASE WHEN v.set_error THEN v.error ELSE l.hubspot_error END,
-      hubspot_next_attempt_at = v.next_at,
-      hubspot_lease_token = NULL,
-      hubspot_lease_expires_at = NULL,
-      updated_at = :now
-    FROM unnest(
-      CAST(:ids AS bigint[]), CAST(:tokens AS varchar[]), CAST(:statuses AS varchar[]),
-      CAST(:attempts AS integer[]), CAST(:attempted AS timestamptz[]),
-      CAST(:http AS integer[]), CAST(:hubspot_ids AS varchar[]),
-      CAST(:synced AS timestamptz[]), CAST(:set_error AS boolean[]), CAST(:errors AS text[]),
-      CAST(:next_at AS timestamptz[])
-    ) AS v(id, token, status, attempts, attempted_at, http_status, hubspot_id, synced_at,
-           set_error, error, next_at)
-    WHERE l.id = v.id AND l.hubspot_lease_token = v.token
-    RETURNING l.id
-    """
+_V = (
+    func.unnest(*(cast(bindparam(f"v_{name}"), ARRAY(type_)) for name, type_ in _OUTCOME_FIELDS))
+    .table_valued(*(column(name, type_) for name, type_ in _OUTCOME_FIELDS))
+    .render_derived(name="v")
 )
+_COMPLETE_UNNEST = (
+    _leads.update()
+    .where(_leads.c.id == _V.c.id, _leads.c.hubspot_lease_token == _V.c.token)
+    .values(_outcome_values(lambda name: _V.c[name]))
+    .returning(_leads.c.id)
+)
+
+
+def _outcome_row(c: Completion) -> dict[str, object]:
+    """One completion as the outcome fields (_OUTCOME_FIELDS) the statements take."""
+    return {
+        "id": c.lead_id,
+        "token": c.lease_token,
+        "status": c.status.value,
+        "attempts": c.attempts,
+        "attempted_at": c.attempted_at,
+        "http_status": c.http_status,
+        "hubspot_id": c.hubspot_id,
+        "synced_at": c.synced_at,
+        "set_error": not c.keep_error,
+        "error": c.error,
+        "next_at": c.next_attempt_at,
+    }
 
 
 async def complete(
@@ -371,23 +398,9 @@ async def complete(
         return set()
     conn = await session.connection()
     if conn.dialect.name == "postgresql":
-        written = await conn.execute(
-            _COMPLETE_UNNEST,
-            {
-                "ids": [c.lead_id for c in completions],
-                "tokens": [c.lease_token for c in completions],
-                "statuses": [c.status.value for c in completions],
-                "attempts": [c.attempts for c in completions],
-                "attempted": [c.attempted_at for c in completions],
-                "http": [c.http_status for c in completions],
-                "hubspot_ids": [c.hubspot_id for c in completions],
-                "synced": [c.synced_at for c in completions],
-                "set_error": [not c.keep_error for c in completions],
-                "errors": [c.error for c in completions],
-                "next_at": [c.next_attempt_at for c in completions],
-                "now": now,
-            },
-        )
+        rows = [_outcome_row(c) for c in completions]
+        arrays = {f"v_{name}": [row[name] for row in rows] for name, _ in _OUTCOME_FIELDS}
+        written = await conn.execute(_COMPLETE_UNNEST, {**arrays, "now": now})
         ids = {int(row[0]) for row in written}
     else:
         # SQLite: the transaction holds the only write lock (BEGIN IMMEDIATE), so the rows
@@ -398,20 +411,7 @@ async def complete(
         )
         ids = {int(lead_id) for lead_id, token in leased if token == tokens[lead_id]}
         params = [
-            {
-                "b_id": c.lead_id,
-                "b_token": c.lease_token,
-                "b_status": c.status.value,
-                "b_attempts": c.attempts,
-                "b_attempted_at": c.attempted_at,
-                "b_http_status": c.http_status,
-                "b_hubspot_id": c.hubspot_id,
-                "b_synced_at": c.synced_at,
-                "b_set_error": not c.keep_error,
-                "b_error": c.error,
-                "b_next": c.next_attempt_at,
-                "b_now": now,
-            }
+            {**{f"b_{name}": value for name, value in _outcome_row(c).items()}, "now": now}
             for c in completions
             if c.lead_id in ids
         ]
