@@ -5,7 +5,7 @@ the real `/metrics` of a running app, read through a real PromQL parser (promql-
 promtool accepts the rules and the dashboard's queries, and its rule unit tests
 (ops/prometheus/alerts.test.yml) show the alerts fire once, however many processes report
 the same gauges; every runbook link resolves and every `leadsync` command and internal URL in
-the runbook exists.
+the runbook (read with markdown-it-py) exists.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ import httpx
 import promql_parser
 import pytest
 import yaml  # type: ignore[import-untyped,unused-ignore]  # types-PyYAML
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
 from prometheus_client.parser import text_string_to_metric_families
 from promql_parser import AggregateExpr, BinaryExpr, Call, MatchOp, ParenExpr, VectorSelector
 from starlette.routing import Match
@@ -418,8 +420,13 @@ def test_alerts_fire_once_across_processes_and_stay_quiet_otherwise() -> None:
 
 # --------------------------------------------------------------------------- the runbook
 
-_FENCE = re.compile(r"^[ \t]*```(\w*)\n(.*?)^[ \t]*```", re.MULTILINE | re.DOTALL)
-_INLINE = re.compile(r"`([^`\n]+(?:\n[^`\n]+)?)`")
+SHELL_FENCES = ("", "sh", "bash", "console", "shell")
+
+
+def runbook_tokens() -> list[Token]:
+    """Return the runbook's Markdown tokens, inline ones flattened in."""
+    tokens = MarkdownIt("commonmark").parse(RUNBOOK.read_text(encoding="utf-8"))
+    return [t for token in tokens for t in (token, *(token.children or []))]
 
 
 def github_anchor(heading: str) -> str:
@@ -429,22 +436,24 @@ def github_anchor(heading: str) -> str:
 
 
 def runbook_anchors() -> set[str]:
-    text = _FENCE.sub("", RUNBOOK.read_text(encoding="utf-8"))
-    headings = re.findall(r"^#{1,6}\s+(.+?)\s*#*\s*$", text, flags=re.MULTILINE)
-    anchors = [github_anchor(h) for h in headings]
+    tokens = runbook_tokens()
+    anchors = [
+        github_anchor(tokens[i + 1].content)
+        for i, token in enumerate(tokens)
+        if token.type == "heading_open"
+    ]
     assert len(anchors) == len(set(anchors)), "duplicate headings make ambiguous anchors"
     return set(anchors)
 
 
 def runbook_command_lines() -> list[list[str]]:
     """Return every shell command line of the runbook: code blocks and inline code."""
-    text = RUNBOOK.read_text(encoding="utf-8")
     lines: list[str] = []
-    for lang, body in _FENCE.findall(text):
-        if lang in ("", "sh", "bash", "console", "shell"):
-            lines += body.replace("\\\n", " ").splitlines()
-    without_blocks = _FENCE.sub("", text)
-    lines += [span.replace("\n", " ") for span in _INLINE.findall(without_blocks)]
+    for token in runbook_tokens():
+        if token.type == "fence" and token.info in SHELL_FENCES:
+            lines += token.content.replace("\\\n", " ").splitlines()
+        elif token.type == "code_inline":
+            lines.append(token.content)
     commands = []
     for line in lines:
         words = shlex.split(line.strip().removeprefix("$ "), comments=True)
@@ -463,9 +472,10 @@ def leadsync_commands() -> list[list[str]]:
 
 def test_runbook_links_resolve() -> None:
     anchors = runbook_anchors()
-    text = RUNBOOK.read_text(encoding="utf-8")
+    hrefs = [str(t.attrGet("href")) for t in runbook_tokens() if t.type == "link_open"]
+    assert any(href.startswith("#") for href in hrefs)
 
-    for anchor in re.findall(r"\]\(#([^)]+)\)", text):
+    for anchor in [href[1:] for href in hrefs if href.startswith("#")]:
         assert anchor in anchors, f"docs/runbook.md links to #{anchor}, which is no heading"
 
 
