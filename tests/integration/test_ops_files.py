@@ -1,9 +1,11 @@
 """The ops files agree with the code: dashboard, alert rules and runbook.
 
 Every metric a PromQL expression names (and every label value it matches on) is exported by
-the real `/metrics` of a running app; promtool accepts the rules and the dashboard's queries
-and the alerts fire once, however many processes report the same gauges; every runbook link
-resolves and every `leadsync` command and internal URL in the runbook exists.
+the real `/metrics` of a running app, read through a real PromQL parser (promql-parser);
+promtool accepts the rules and the dashboard's queries, and its rule unit tests
+(ops/prometheus/alerts.test.yml) show the alerts fire once, however many processes report
+the same gauges; every runbook link resolves and every `leadsync` command and internal URL in
+the runbook (read with markdown-it-py) exists.
 """
 
 from __future__ import annotations
@@ -17,14 +19,18 @@ import subprocess
 import sys
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import promql_parser
 import pytest
 import yaml  # type: ignore[import-untyped,unused-ignore]  # types-PyYAML
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
 from prometheus_client.parser import text_string_to_metric_families
+from promql_parser import AggregateExpr, BinaryExpr, Call, MatchOp, ParenExpr, VectorSelector
 from starlette.routing import Match
 from typer.main import get_command
 from typer.testing import CliRunner
@@ -37,6 +43,7 @@ from tests.conftest import in_ci
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "ops" / "grafana" / "leadsync-dashboard.json"
 ALERTS = ROOT / "ops" / "prometheus" / "alerts.yml"
+ALERT_TESTS = ROOT / "ops" / "prometheus" / "alerts.test.yml"
 RUNBOOK = ROOT / "docs" / "runbook.md"
 
 DATASOURCE_UID = "${DS_PROMETHEUS}"
@@ -55,6 +62,10 @@ REQUIRED_ALERTS = {
     "LeadsyncTargetDown",
     "LeadsyncMetricsAbsent",
 }
+# Every process reports the same gauges: read them with one of these. Counters and
+# histograms are read with rate() or increase(), then sum()med across processes.
+GAUGE_READERS = {"max", "min", "count", "absent"}
+COUNTER_READERS = {"rate", "increase"}
 
 # --------------------------------------------------------------------------- loading files
 
@@ -87,59 +98,54 @@ def alert_exprs() -> list[tuple[str, str]]:
     return [(f"alert {rule['alert']}", rule["expr"]) for rule in load_rules()]
 
 
-# --------------------------------------------------------------------------- a tiny PromQL reader
-
-_GRAFANA_VAR = re.compile(r"\$__\w+|\$\{[^}]+\}|\$\w+")
-_GROUPING = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)")
-_RANGE = re.compile(r"\[[^\]]*\]")
-_SELECTOR = re.compile(r"(?<![\w:.])([a-zA-Z_:][\w:]*)\s*(\{[^}]*\})?")
-_MATCHER = re.compile(r'([a-zA-Z_]\w*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"')
-_KEYWORDS = {"and", "or", "unless", "bool", "offset", "inf", "nan"}
-_AGGREGATED_GAUGE = re.compile(r"\b(max|min|count|absent)\s*(by\s*\([^)]*\)\s*)?\(\s*$")
-_RATE_OF_COUNTER = re.compile(r"\b(rate|increase)\s*\(\s*$")
+# --------------------------------------------------------------------------- PromQL
 
 
-@dataclass
-class Selector:
-    name: str
-    matchers: list[tuple[str, str, str]]
-    prefix: str  # the expression text before the selector, to see what wraps it
+def as_prometheus_gets_it(expr: str) -> str:
+    """Return a query with Grafana's interval variables ($__rate_interval...) filled in."""
+    return re.sub(r"\$__\w+", "5m", expr)
 
 
-@dataclass
-class Parsed:
-    selectors: list[Selector] = field(default_factory=list)
-    grouping_labels: set[str] = field(default_factory=set)
+def nodes(expr: str) -> list[tuple[promql_parser.Expr, list[str]]]:
+    """Return every node of the parsed query with what encloses it, innermost first.
+
+    An enclosing aggregation or function is named by its operator ("max", "rate"), a range
+    selector by "[]"; parentheses are left out.
+    """
+    found: list[tuple[promql_parser.Expr, list[str]]] = []
+    around: list[str] = []
+
+    def enter(node: promql_parser.Expr) -> None:
+        found.append((node, around[::-1]))
+        if isinstance(node, AggregateExpr):
+            around.append(str(node.op))
+        elif isinstance(node, Call):
+            around.append(node.func.name)
+        elif not isinstance(node, ParenExpr):
+            around.append("[]" if isinstance(node, promql_parser.MatrixSelector) else "")
+
+    def leave(node: promql_parser.Expr) -> None:
+        if not isinstance(node, ParenExpr):
+            around.pop()
+
+    promql_parser.walk(promql_parser.parse(as_prometheus_gets_it(expr)), enter, leave)
+    return found
 
 
-def parse_promql(expr: str) -> Parsed:
-    """Return the series selectors and grouping labels of a PromQL expression."""
-    text = _GRAFANA_VAR.sub("5m", expr)
-    parsed = Parsed()
-    for match in _GROUPING.finditer(text):
-        parsed.grouping_labels |= {label.strip() for label in match.group(2).split(",") if label}
-    text = _RANGE.sub("", _GROUPING.sub(" ", text))
-    for match in _SELECTOR.finditer(text):
-        name, braces = match.group(1), match.group(2)
-        rest = text[match.end() :].lstrip()
-        if name in _KEYWORDS or (braces is None and rest.startswith("(")):
-            continue  # an operator, a function or an aggregation
-        matchers = _MATCHER.findall(braces or "")
-        parsed.selectors.append(Selector(name, matchers, text[: match.start()]))
-    return parsed
+def selectors(expr: str) -> list[tuple[VectorSelector, list[str]]]:
+    return [(node, around) for node, around in nodes(expr) if isinstance(node, VectorSelector)]
 
 
-def test_promql_reader_finds_selectors_labels_and_wrappers() -> None:
-    parsed = parse_promql(
-        "histogram_quantile(0.95, sum by (le, operation) "
-        '(rate(x_bucket{operation="create", a=~"b|c"}[$__rate_interval]))) / max(y) and bool up'
-    )
-
-    assert [s.name for s in parsed.selectors] == ["x_bucket", "y", "up"]
-    assert parsed.selectors[0].matchers == [("operation", "=", "create"), ("a", "=~", "b|c")]
-    assert parsed.grouping_labels == {"le", "operation"}
-    assert _RATE_OF_COUNTER.search(parsed.selectors[0].prefix)
-    assert _AGGREGATED_GAUGE.search(parsed.selectors[1].prefix)
+def grouping_labels(expr: str) -> set[str]:
+    """Return the labels of every by/without and on/ignoring/group_left/group_right."""
+    labels: set[str] = set()
+    for node, _around in nodes(expr):
+        if isinstance(node, AggregateExpr) and node.modifier:
+            labels.update(node.modifier.labels)
+        if isinstance(node, BinaryExpr) and node.modifier:
+            labels.update(node.modifier.matching.labels if node.modifier.matching else [])
+            labels.update(node.modifier.group_labels or [])
+    return labels
 
 
 # --------------------------------------------------------------------------- the real /metrics
@@ -190,12 +196,12 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
     return Exported(dict(labels), types)
 
 
-def _matcher_problem(exported: Exported, name: str, matcher: tuple[str, str, str]) -> str | None:
-    label, op, value = matcher
+def _matcher_problem(exported: Exported, name: str, matcher: promql_parser.Matcher) -> str | None:
+    label, value = matcher.name, matcher.value
     values = {labels[label] for labels in exported.labels[name] if label in labels}
     if not values:
         return f"{name} has no label {label!r}"
-    if op in ("=", "!="):
+    if matcher.op in (MatchOp.Equal, MatchOp.NotEqual):
         wanted = [value]
     elif re.fullmatch(r"[\w|]+", value):
         wanted = value.split("|")  # a plain alternation: each alternative must exist
@@ -206,11 +212,14 @@ def _matcher_problem(exported: Exported, name: str, matcher: tuple[str, str, str
 
 
 def promql_problems(where: str, expr: str, exported: Exported) -> list[str]:
-    parsed = parse_promql(expr)
+    try:
+        found = selectors(expr)
+    except ValueError as exc:  # promql_parser's syntax error
+        return [f"{where}: {exc}"]
     problems: list[str] = []
     known_labels = set(TARGET_LABELS)
-    for selector in parsed.selectors:
-        name = selector.name
+    for selector, around in found:
+        name = selector.name or ""
         if name in PROMETHEUS_SERIES:
             continue
         if not name.startswith("leadsync_"):
@@ -222,19 +231,20 @@ def promql_problems(where: str, expr: str, exported: Exported) -> list[str]:
         known_labels |= {label for labels in exported.labels[name] for label in labels}
         problems += [
             f"{where}: {problem}"
-            for matcher in selector.matchers
+            for matcher in selector.matchers.matchers
             if (problem := _matcher_problem(exported, name, matcher))
         ]
         kind = exported.types[name]
-        if kind == "gauge" and not _AGGREGATED_GAUGE.search(selector.prefix):
+        outer = [*around, "", ""]  # "" past the top
+        if kind == "gauge" and outer[0] not in GAUGE_READERS:
             problems.append(
                 f"{where}: gauge {name} must be read with max() (every process reports it)"
             )
         if kind in ("counter", "histogram") and not (
-            _RATE_OF_COUNTER.search(selector.prefix) and "sum" in expr
+            outer[0] == "[]" and outer[1] in COUNTER_READERS and "sum" in around
         ):
             problems.append(f"{where}: {name} must be sum()med over rate()/increase()")
-    unknown = parsed.grouping_labels - known_labels
+    unknown = grouping_labels(expr) - known_labels
     if unknown:
         problems.append(f"{where}: groups by labels no metric has: {sorted(unknown)}")
     return problems
@@ -250,11 +260,15 @@ def test_every_metric_and_label_in_promql_is_exported(exported: Exported) -> Non
 
 
 def test_promql_check_catches_typos(exported: Exported) -> None:
-    # The check above must be able to fail: a misspelt metric, label value or missing max().
+    # The check above must be able to fail: a misspelt metric, label or value, a missing max().
     assert promql_problems("t", "sum(rate(leadsync_sync_attempt_total[5m]))", exported)
     assert promql_problems("t", 'max(leadsync_leads{status="failed"})', exported)
+    assert promql_problems("t", 'max(leadsync_leads{state="FAILED"})', exported)
+    assert promql_problems("t", "max by (state) (leadsync_leads)", exported)
     assert promql_problems("t", "leadsync_oldest_due_lead_seconds > 900", exported)
     assert promql_problems("t", "rate(leadsync_sync_retries_total[5m]) > 1", exported)
+    assert promql_problems("t", "sum(leadsync_sync_retries_total)", exported)
+    assert promql_problems("t", "max(leadsync_leads{status=FAILED})", exported)  # syntax
     assert not promql_problems("t", 'max by (status) (leadsync_leads{status="FAILED"})', exported)
 
 
@@ -291,29 +305,39 @@ def test_dashboard_is_an_importable_grafana_dashboard() -> None:
             assert target["expr"].strip()
 
 
+RATE = "[$__rate_interval]"
+# The seed's four signals (throughput, failure rate, retries, latency) and the queue, gate
+# and budget views: each a query, or part of one, of the dashboard.
+SIGNALS = [
+    f"sum by (outcome) (rate(leadsync_sync_attempts_total{RATE}))",
+    f'(sum(rate(leadsync_sync_attempts_total{{outcome="failed"}}{RATE}))) / '
+    f'(sum(rate(leadsync_sync_attempts_total{{outcome=~"synced|retry|failed"}}{RATE})))',
+    f"sum(rate(leadsync_sync_retries_total{RATE}))",
+    *(
+        f"histogram_quantile({q}, sum by ({by}) (rate({histogram}_bucket{RATE})))"
+        for histogram, by in (
+            ("leadsync_lead_sync_latency_seconds", "le"),
+            ("leadsync_hubspot_request_duration_seconds", "le, operation"),
+        )
+        for q in ("0.5", "0.95", "0.99")
+    ),
+    'leadsync_hubspot_requests_total{status_class="429"}',
+    'max by (status) (leadsync_leads{status!="SYNCED"})',
+    "max by (reason) (leadsync_gate_paused)",
+    "max(leadsync_oldest_due_lead_seconds)",
+    "max(leadsync_hubspot_daily_remaining)",
+    "max(leadsync_hubspot_budget_remaining)",
+]
+
+
 def test_dashboard_shows_every_exported_metric_and_signal(exported: Exported) -> None:
     exprs = [expr for _where, expr in dashboard_exprs()]
-    joined = "\n".join(exprs)
-    used = {base_name(s.name) for expr in exprs for s in parse_promql(expr).selectors}
+    used = {base_name(s.name or "") for expr in exprs for s, _around in selectors(expr)}
+    shown = {node.prettify() for expr in exprs for node, _around in nodes(expr)}
 
     assert {f for f in exported.family_names() if f.startswith("leadsync_")} <= used
-    # The seed's four signals and the queue, gate and budget views.
-    assert "sum by (outcome) (rate(leadsync_sync_attempts_total" in joined
-    assert any('outcome="failed"' in e and "/" in e for e in exprs), "failure rate"
-    assert "rate(leadsync_sync_retries_total" in joined
-    for histogram in ("leadsync_lead_sync_latency_seconds", "leadsync_hubspot_request_duration"):
-        for quantile in ("0.5", "0.95", "0.99"):
-            assert any(f"histogram_quantile({quantile}," in e and histogram in e for e in exprs), (
-                histogram,
-                quantile,
-            )
-    assert "by (le, operation)" in joined
-    assert 'leadsync_hubspot_requests_total{status_class="429"}' in joined
-    assert "max by (status) (leadsync_leads" in joined
-    assert "max by (reason) (leadsync_gate_paused)" in joined
-    assert "max(leadsync_oldest_due_lead_seconds)" in joined
-    assert "max(leadsync_hubspot_daily_remaining)" in joined
-    assert "max(leadsync_hubspot_budget_remaining)" in joined
+    missing = [s for s in SIGNALS if nodes(s)[0][0].prettify() not in shown]
+    assert not missing, f"the dashboard has no query for: {missing}"
 
 
 # --------------------------------------------------------------------------- the alert rules
@@ -367,7 +391,7 @@ def test_promtool_accepts_the_alert_rules() -> None:
 def test_promtool_accepts_every_dashboard_query(tmp_path: Path) -> None:
     # promtool parses rule files only, so each query becomes a recording rule.
     rules = [
-        {"record": f"leadsync:dashboard_query_{index}", "expr": _GRAFANA_VAR.sub("5m", expr)}
+        {"record": f"leadsync:dashboard_query_{index}", "expr": as_prometheus_gets_it(expr)}
         for index, (_where, expr) in enumerate(dashboard_exprs())
     ]
     path = tmp_path / "dashboard-queries.yml"
@@ -378,160 +402,31 @@ def test_promtool_accepts_every_dashboard_query(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-# Two processes (`serve` and one worker) report every gauge of the same database: each alert
-# must fire exactly once, and never on harmless values. Times are minutes from the start.
-API = 'instance="api-1:8000",job="leadsync-api"'
-WORKER = 'instance="worker-1:9108",job="leadsync-worker"'
+def test_alerts_fire_once_across_processes_and_stay_quiet_otherwise() -> None:
+    # The cases are promtool rule unit tests: input series from two processes, expected
+    # alerts (labels and rendered annotations) at given times.
+    spec = yaml.safe_load(ALERT_TESTS.read_text(encoding="utf-8"))
+    assert spec["rule_files"] == [ALERTS.name]
+    checks = [check for case in spec["tests"] for check in case["alert_rule_test"]]
+    alerts = {rule["alert"] for rule in load_rules()}
+    assert {c["alertname"] for c in checks} == alerts, "every alert needs a case"
+    fired = {c["alertname"] for c in checks if c["exp_alerts"]}
+    assert fired == alerts, "every alert needs a case where it fires"
 
-
-def _series(name: str, labels: str, values: str, *targets: str) -> list[dict[str, str]]:
-    """Return one input series per target (default: both processes) with these labels."""
-    return [
-        {"series": f"{name}{{{','.join(filter(None, (labels, target)))}}}", "values": values}
-        for target in targets or (API, WORKER)
-    ]
-
-
-def _fires(alert: str, at: int, **labels: str) -> dict[str, Any]:
-    severity = {r["alert"]: r["labels"]["severity"] for r in load_rules()}[alert]
-    return {
-        "eval_time": f"{at}m",
-        "alertname": alert,
-        "exp_alerts": [{"exp_labels": {"severity": severity, **labels}}],
-    }
-
-
-def _silent(alert: str, at: int) -> dict[str, Any]:
-    return {"eval_time": f"{at}m", "alertname": alert, "exp_alerts": []}
-
-
-def _case(series: list[dict[str, str]], *checks: dict[str, Any]) -> dict[str, Any]:
-    alive = _series("leadsync_leads", 'status="PENDING"', "0x60")  # metrics are being scraped
-    return {"interval": "1m", "input_series": series + alive, "alert_rule_test": list(checks)}
-
-
-ATTEMPTS = "leadsync_sync_attempts_total"
-ALERT_CASES = [
-    _case(
-        _series("leadsync_oldest_due_lead_seconds", "", "1000x10"),
-        _silent("LeadsyncSyncStalled", 1),
-        _fires("LeadsyncSyncStalled", 3),
-    ),
-    _case(
-        _series("leadsync_oldest_due_lead_seconds", "", "600x10"),
-        _silent("LeadsyncSyncStalled", 5),
-    ),
-    _case(  # queued behind a daily-limit pause, which pages by itself
-        _series("leadsync_oldest_due_lead_seconds", "", "5000x10")
-        + _series("leadsync_gate_paused", 'reason="daily_limit"', "1x10"),
-        _silent("LeadsyncSyncStalled", 5),
-        _fires("LeadsyncHubSpotDailyLimitReached", 5),
-    ),
-    _case(  # 2 failed of 20 decided per minute = 10%; a flood of 429s must not dilute it
-        _series(ATTEMPTS, 'outcome="failed"', "0+2x40", WORKER)
-        + _series(ATTEMPTS, 'outcome="synced"', "0+8x40", WORKER)
-        + _series(ATTEMPTS, 'outcome="synced"', "0+10x40", API)
-        + _series(ATTEMPTS, 'outcome="rate_limited"', "0+500x40", API),
-        _silent("LeadsyncSyncFailureRateHigh", 10),
-        _fires("LeadsyncSyncFailureRateHigh", 25),
-    ),
-    _case(  # 1%
-        _series(ATTEMPTS, 'outcome="failed"', "0+1x40", WORKER)
-        + _series(ATTEMPTS, 'outcome="synced"', "0+99x40", WORKER),
-        _silent("LeadsyncSyncFailureRateHigh", 30),
-    ),
-    _case(  # 15 + 15 retries a minute = 0.5/s
-        _series("leadsync_sync_retries_total", "", "0+15x60"),
-        _silent("LeadsyncSyncRetriesHigh", 10),
-        _fires("LeadsyncSyncRetriesHigh", 35),
-    ),
-    _case(
-        _series("leadsync_sync_retries_total", "", "0+5x60", WORKER),
-        _silent("LeadsyncSyncRetriesHigh", 40),
-    ),
-    _case(
-        _series("leadsync_gate_paused", 'reason="auth"', "1x10")
-        + _series("leadsync_gate_paused", 'reason="rate_limit"', "0x10"),
-        _fires("LeadsyncHubSpotAuthPaused", 3),
-    ),
-    _case(
-        _series("leadsync_gate_paused", 'reason="auth"', "0x10")
-        + _series("leadsync_gate_paused", 'reason="rate_limit"', "1x10"),
-        _silent("LeadsyncHubSpotAuthPaused", 5),
-        _silent("LeadsyncHubSpotDailyLimitReached", 5),
-    ),
-    _case(
-        _series("leadsync_gate_paused", 'reason="daily_limit"', "1x10"),
-        _fires("LeadsyncHubSpotDailyLimitReached", 1),
-    ),
-    _case(
-        _series("leadsync_hubspot_daily_remaining", "", "5000x10"),
-        _fires("LeadsyncHubSpotDailyBudgetLow", 7),
-    ),
-    _case(  # -1: HubSpot does not report a daily budget (OAuth apps)
-        _series("leadsync_hubspot_daily_remaining", "", "-1x10"),
-        _silent("LeadsyncHubSpotDailyBudgetLow", 7),
-    ),
-    _case(
-        _series(
-            "leadsync_hubspot_requests_total",
-            'operation="batch_upsert",status_class="429"',
-            "0+1x60",
-        ),
-        _silent("LeadsyncHubSpotRateLimited", 20),
-        _fires("LeadsyncHubSpotRateLimited", 45),
-    ),
-    _case(
-        _series("up", "", "0x10", WORKER) + _series("up", "", "1x10", API),
-        _fires("LeadsyncTargetDown", 6, instance="worker-1:9108", job="leadsync-worker"),
-        _silent("LeadsyncMetricsAbsent", 15),
-    ),
-    _case(  # sampled until minute 4, then the database went away
-        _series("leadsync_gauges_sampled_timestamp_seconds", "", "0+60x4 240x20"),
-        _silent("LeadsyncGaugesStale", 6),
-        _fires("LeadsyncGaugesStale", 12),
-    ),
-    _case(
-        _series("leadsync_gauges_sampled_timestamp_seconds", "", "0+60x20"),
-        _silent("LeadsyncGaugesStale", 15),
-    ),
-    {  # nothing from leadsync at all
-        "interval": "1m",
-        "input_series": _series("up", "", "0x15", API),
-        "alert_rule_test": [
-            _silent("LeadsyncMetricsAbsent", 5),
-            _fires("LeadsyncMetricsAbsent", 11),
-        ],
-    },
-]
-
-
-def test_alerts_fire_once_across_processes_and_stay_quiet_otherwise(tmp_path: Path) -> None:
-    # promtool compares annotations too; they are templates checked above, so strip them
-    # here and test what fires when.
-    rules = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))
-    for group in rules["groups"]:
-        for rule in group["rules"]:
-            rule.pop("annotations", None)
-    (tmp_path / "rules.yml").write_text(yaml.safe_dump(rules))
-    tested = {c["alertname"] for case in ALERT_CASES for c in case["alert_rule_test"]}
-    assert tested == {rule["alert"] for rule in load_rules()}, "every alert needs a case"
-    fired = {
-        c["alertname"] for case in ALERT_CASES for c in case["alert_rule_test"] if c["exp_alerts"]
-    }
-    assert fired == tested, "every alert needs a case where it fires"
-    spec = {"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": ALERT_CASES}
-    (tmp_path / "tests.yml").write_text(yaml.safe_dump(spec))
-
-    result = run_promtool("test", "rules", str(tmp_path / "tests.yml"))
+    result = run_promtool("test", "rules", str(ALERT_TESTS))
 
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 # --------------------------------------------------------------------------- the runbook
 
-_FENCE = re.compile(r"^[ \t]*```(\w*)\n(.*?)^[ \t]*```", re.MULTILINE | re.DOTALL)
-_INLINE = re.compile(r"`([^`\n]+(?:\n[^`\n]+)?)`")
+SHELL_FENCES = ("", "sh", "bash", "console", "shell")
+
+
+def runbook_tokens() -> list[Token]:
+    """Return the runbook's Markdown tokens, inline ones flattened in."""
+    tokens = MarkdownIt("commonmark").parse(RUNBOOK.read_text(encoding="utf-8"))
+    return [t for token in tokens for t in (token, *(token.children or []))]
 
 
 def github_anchor(heading: str) -> str:
@@ -541,22 +436,24 @@ def github_anchor(heading: str) -> str:
 
 
 def runbook_anchors() -> set[str]:
-    text = _FENCE.sub("", RUNBOOK.read_text(encoding="utf-8"))
-    headings = re.findall(r"^#{1,6}\s+(.+?)\s*#*\s*$", text, flags=re.MULTILINE)
-    anchors = [github_anchor(h) for h in headings]
+    tokens = runbook_tokens()
+    anchors = [
+        github_anchor(tokens[i + 1].content)
+        for i, token in enumerate(tokens)
+        if token.type == "heading_open"
+    ]
     assert len(anchors) == len(set(anchors)), "duplicate headings make ambiguous anchors"
     return set(anchors)
 
 
 def runbook_command_lines() -> list[list[str]]:
     """Return every shell command line of the runbook: code blocks and inline code."""
-    text = RUNBOOK.read_text(encoding="utf-8")
     lines: list[str] = []
-    for lang, body in _FENCE.findall(text):
-        if lang in ("", "sh", "bash", "console", "shell"):
-            lines += body.replace("\\\n", " ").splitlines()
-    without_blocks = _FENCE.sub("", text)
-    lines += [span.replace("\n", " ") for span in _INLINE.findall(without_blocks)]
+    for token in runbook_tokens():
+        if token.type == "fence" and token.info in SHELL_FENCES:
+            lines += token.content.replace("\\\n", " ").splitlines()
+        elif token.type == "code_inline":
+            lines.append(token.content)
     commands = []
     for line in lines:
         words = shlex.split(line.strip().removeprefix("$ "), comments=True)
@@ -575,9 +472,10 @@ def leadsync_commands() -> list[list[str]]:
 
 def test_runbook_links_resolve() -> None:
     anchors = runbook_anchors()
-    text = RUNBOOK.read_text(encoding="utf-8")
+    hrefs = [str(t.attrGet("href")) for t in runbook_tokens() if t.type == "link_open"]
+    assert any(href.startswith("#") for href in hrefs)
 
-    for anchor in re.findall(r"\]\(#([^)]+)\)", text):
+    for anchor in [href[1:] for href in hrefs if href.startswith("#")]:
         assert anchor in anchors, f"docs/runbook.md links to #{anchor}, which is no heading"
 
 
