@@ -50,15 +50,9 @@ def leadsync_samples() -> list[tuple[str, dict[str, str]]]:
 
 
 def snapshot(lead_id: int, *, age_seconds: float = 0.0) -> LeadSnapshot:
-    return LeadSnapshot(
+    return LeadSnapshot.of(
         id=lead_id,
         email=f"lead{lead_id}@example.com",
-        firstname=None,
-        lastname=None,
-        phone=None,
-        company=None,
-        message=None,
-        source=None,
         created_at=utcnow() - dt.timedelta(seconds=age_seconds),
         attempts=0,
         lease_token="lease",

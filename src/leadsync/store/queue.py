@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import (
@@ -47,29 +48,48 @@ _leads: Table = Lead.__table__  # type: ignore[assignment]
 _busy = _leads.alias("busy")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class LeadSnapshot:
     """The latest state of a claimed lead, as the claim statement returned it."""
 
     id: int
-    email: str
-    firstname: str | None
-    lastname: str | None
-    phone: str | None
-    company: str | None
-    message: str | None
-    source: str | None
+    values: Mapping[str, str | None]  # the lead's own fields, by the names of LEAD_FIELDS
     created_at: dt.datetime
     attempts: int
     lease_token: str
 
+    @property
+    def email(self) -> str:
+        """The lead's email (canonical, as stored)."""
+        return self.values["email"] or ""
+
     def fields(self) -> dict[str, str | None]:
         """Return the lead's own fields (LEAD_FIELDS) by name."""
-        return {name: getattr(self, name) for name in LEAD_FIELDS}
+        return {name: self.values.get(name) for name in LEAD_FIELDS}
 
+    @classmethod
+    def of(
+        cls,
+        *,
+        id: int,
+        created_at: dt.datetime,
+        attempts: int = 0,
+        lease_token: str = "",
+        **fields: str | None,
+    ) -> LeadSnapshot:
+        """Build a snapshot from keyword fields (the names of LEAD_FIELDS)."""
+        unknown = set(fields) - set(LEAD_FIELDS)
+        if unknown:
+            raise TypeError(f"not fields of a lead: {sorted(unknown)}")
+        return cls(id, MappingProxyType(dict(fields)), created_at, attempts, lease_token)
 
-if tuple(LeadSnapshot.__dataclass_fields__)[1 : 1 + len(LEAD_FIELDS)] != LEAD_FIELDS:
-    raise RuntimeError("LeadSnapshot's fields differ from LEAD_FIELDS")  # pragma: no cover
+    @classmethod
+    def from_row(cls, row: Sequence[Any], *, lease_token: str) -> LeadSnapshot:
+        """Build a snapshot from a row of _SNAPSHOT_COLUMNS."""
+        lead_id, *rest = row
+        values = MappingProxyType(dict(zip(LEAD_FIELDS, rest, strict=False)))
+        created_at, attempts = rest[len(LEAD_FIELDS)], rest[len(LEAD_FIELDS) + 1]
+        return cls(int(lead_id), values, created_at, int(attempts), lease_token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +175,8 @@ class Claim:
         return list(dict.fromkeys(lead.email for lead in self.leads))
 
 
-# The claim's RETURNING list: the id, the lead's fields (LEAD_FIELDS), then the rest of
-# LeadSnapshot, in the dataclass's order.
+# The claim's RETURNING list: the id, the lead's fields (LEAD_FIELDS), the creation time and the
+# attempts, as LeadSnapshot.from_row() reads them.
 _SNAPSHOT_COLUMNS = (
     Lead.id,
     *(_leads.c[name] for name in LEAD_FIELDS),
@@ -248,7 +268,7 @@ async def claim(
     leads: list[LeadSnapshot] = []
     failed: list[LeadSnapshot] = []
     for *values, status in rows:
-        lead = LeadSnapshot(*values, lease_token=token)  # type: ignore[misc]
+        lead = LeadSnapshot.from_row(values, lease_token=token)
         (failed if status == SyncStatus.FAILED.value else leads).append(lead)
     history: list[LeadSnapshot] = []
     if leads:
@@ -258,7 +278,7 @@ async def claim(
                 Lead.hubspot_sync_status == SyncStatus.SYNCED.value,
             )
         )
-        history = [LeadSnapshot(*row, lease_token="") for row in synced]  # type: ignore[misc]
+        history = [LeadSnapshot.from_row(row, lease_token="") for row in synced]
     return Claim(
         token=token,
         expires_at=expires,

@@ -94,7 +94,7 @@ async def test_claim_returns_due_leads_only(sessions, clock: FakeClock) -> None:
     assert new_token != token
     by_id = {lead.id: lead for lead in claimed}
     retrying = by_id[ids["retrying_due"]]
-    assert (retrying.email, retrying.firstname, retrying.attempts) == (
+    assert (retrying.email, retrying.values["firstname"], retrying.attempts) == (
         "lead4@example.com",
         "Lead4",
         2,

@@ -18,15 +18,10 @@ POLICY = RetryPolicy(base_seconds=2.0, cap_seconds=100.0, max_attempts=5)
 
 
 def snapshot(*, attempts: int = 0, lead_id: int = 7) -> LeadSnapshot:
-    return LeadSnapshot(
+    return LeadSnapshot.of(
         id=lead_id,
         email="a@x.com",
         firstname="Ana",
-        lastname=None,
-        phone=None,
-        company=None,
-        message=None,
-        source=None,
         created_at=NOW - dt.timedelta(minutes=5),
         attempts=attempts,
         lease_token="lease-1",

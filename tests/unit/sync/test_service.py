@@ -72,7 +72,7 @@ def lead(lead_id: int, email: str, **fields: Any) -> LeadSnapshot:
         "source": None,
     }
     values.update(fields)
-    return LeadSnapshot(
+    return LeadSnapshot.of(
         id=lead_id,
         email=email,
         created_at=NOW,
