@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 import math
 import traceback
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from leadsync import __version__
 from leadsync.config import ConfigError, Settings, load_settings
 from leadsync.limits import MAX_ID, MAX_OLDER_THAN_SECONDS, MAX_RESYNC_IDS, MAX_RESYNC_LIMIT
 from leadsync.logging import configure_logging, get_logger
 from leadsync.store import dbcheck, migrations
-from leadsync.store.db import create_engine
+from leadsync.store.db import create_engine, create_sessionmaker
 
 app = typer.Typer(
     name="leadsync",
@@ -88,6 +89,24 @@ async def _prepare_database(settings: Settings, *, migrate: bool) -> None:
             await dbcheck.require_schema_at_head(engine)
     finally:
         await engine.dispose()
+
+
+def run_use_case(
+    settings: Settings,
+    use_case: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]],
+) -> T:
+    """Run one use case against the database (schema required at head, not migrated) and
+    return its result; a database that cannot be used ends the command with one line."""
+
+    async def run() -> T:
+        await _prepare_database(settings, migrate=False)
+        engine = create_engine(settings.async_database_url)
+        try:
+            return await use_case(create_sessionmaker(engine))
+        finally:
+            await engine.dispose()
+
+    return with_database(settings, lambda: asyncio.run(run()))
 
 
 def _version(value: bool) -> None:
@@ -230,7 +249,6 @@ async def _run_worker(settings: Settings, *, metrics_port: int | None, metrics_h
     from prometheus_client import start_http_server
 
     from leadsync import runtime
-    from leadsync.store.db import create_sessionmaker
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -304,17 +322,7 @@ def resync_failed(
         raise typer.Exit(2)
     request = ResyncRequest(lead_ids=lead_id or None, older_than_seconds=older_than, limit=limit)
 
-    async def run() -> int:
-        await _prepare_database(settings, migrate=False)
-        engine = create_engine(settings.async_database_url)
-        try:
-            from leadsync.store.db import create_sessionmaker
-
-            return await requeue(create_sessionmaker(engine), request=request)
-        finally:
-            await engine.dispose()
-
-    requeued = with_database(settings, lambda: asyncio.run(run()))
+    requeued = run_use_case(settings, lambda sessions: requeue(sessions, request=request))
     typer.echo(f"requeued {requeued} FAILED lead(s)")
 
 
@@ -323,21 +331,10 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Show leads per sync status, the oldest due lead, the gate and the request budget."""
-    from leadsync.store.db import create_sessionmaker
-    from leadsync.usecases.schemas import SyncStatusOut
     from leadsync.usecases.sync import sync_status
 
     settings = settings_or_exit()
-
-    async def run() -> SyncStatusOut:
-        await _prepare_database(settings, migrate=False)
-        engine = create_engine(settings.async_database_url)
-        try:
-            return await sync_status(create_sessionmaker(engine), settings=settings)
-        finally:
-            await engine.dispose()
-
-    report = with_database(settings, lambda: asyncio.run(run()))
+    report = run_use_case(settings, lambda sessions: sync_status(sessions, settings=settings))
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
         return
