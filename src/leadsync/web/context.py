@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from leadsync.config import Settings
@@ -30,3 +31,7 @@ async def get_context(request: Request) -> AppContext:
     """Return the app's context (a FastAPI dependency; async so it skips the threadpool)."""
     ctx: AppContext = request.app.state.ctx
     return ctx
+
+
+# What a route declares to get the context: `ctx: Ctx`.
+Ctx = Annotated[AppContext, Depends(get_context)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from pydantic import BeforeValidator
 
 from leadsync.limits import DEFAULT_PAGE_SIZE, MAX_ID, MAX_PAGE_SIZE
@@ -20,7 +20,7 @@ from leadsync.usecases.schemas import (
     LeadPage,
 )
 from leadsync.web.auth import InternalAuth
-from leadsync.web.context import AppContext, get_context
+from leadsync.web.context import Ctx
 from leadsync.web.responses import responses
 from leadsync.web.strictjson import StrictJSONRoute
 
@@ -29,7 +29,6 @@ internal = APIRouter(
     prefix="/internal", tags=["internal"], dependencies=[InternalAuth], route_class=StrictJSONRoute
 )
 
-Ctx = Annotated[AppContext, Depends(get_context)]
 
 IDEMPOTENCY_KEY = "Idempotency-Key"
 _LOCATION = {

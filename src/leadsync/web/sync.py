@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body
 
 from leadsync.usecases import sync
 from leadsync.usecases.schemas import (
@@ -14,14 +14,13 @@ from leadsync.usecases.schemas import (
     SyncStatusOut,
 )
 from leadsync.web.auth import InternalAuth
-from leadsync.web.context import AppContext, get_context
+from leadsync.web.context import Ctx
 from leadsync.web.responses import responses
 from leadsync.web.strictjson import StrictJSONRoute
 
 router = APIRouter(
     prefix="/internal", tags=["sync"], dependencies=[InternalAuth], route_class=StrictJSONRoute
 )
-Ctx = Annotated[AppContext, Depends(get_context)]
 
 
 @router.post(
