@@ -15,8 +15,7 @@ from typer.testing import CliRunner
 
 from leadsync.demo import command, register
 from leadsync.demo.audit import DemoReport, LeadRow, audit, judge
-from leadsync.demo.leads import make_leads
-from leadsync.demo.options import DemoOptions
+from leadsync.demo.options import DemoOptions, demo_leads
 from leadsync.demo.run import run_demo
 from leadsync.demo.view import verdict
 
@@ -64,7 +63,7 @@ def test_demo_syncs_every_lead_to_exactly_one_contact(monkeypatch: pytest.Monkey
     assert result.exit_code == 0, result.output
     assert "nothing lost, nothing duplicated" in result.output
     (report,) = reports
-    leads = make_leads(LEADS, seed=SEED)
+    leads = demo_leads(LEADS, seed=SEED)
     first, final = report.first, report.final
     assert first is not None
     assert final is not None
@@ -158,9 +157,9 @@ def test_audit_finds_duplicates_lost_and_mismatched_leads() -> None:
 
 
 def test_demo_leads_are_realistic_and_reproducible() -> None:
-    leads = make_leads(300, seed=42)
+    leads = demo_leads(300, seed=42)
 
-    assert leads == make_leads(300, seed=42)
+    assert leads == demo_leads(300, seed=42)
     assert len(leads.bodies) == 300
     assert leads.repeats >= 2
     assert len(leads.rejected_emails) >= 2
@@ -171,3 +170,6 @@ def test_demo_leads_are_realistic_and_reproducible() -> None:
         b["email"] for b, e in zip(leads.bodies, lowered, strict=True) if lowered.count(e) > 1
     ]
     assert any(email != email.lower() for email in repeated)
+    # Even a short run shows a repeat and a refused address.
+    short = demo_leads(20, seed=1)
+    assert short.repeats == len(short.rejected_emails) == 2

@@ -14,8 +14,8 @@ from rich.console import Console, RenderableType
 
 from leadsync.demo import view
 from leadsync.demo.audit import Audit, DemoReport, LeadRow, audit
-from leadsync.demo.leads import DemoLeads, make_leads
-from leadsync.demo.options import POLL_SECONDS, DemoError, DemoOptions
+from leadsync.demo.kit import LeadMix
+from leadsync.demo.options import POLL_SECONDS, DemoError, DemoOptions, demo_leads
 from leadsync.demo.services import PerLeadOutcomes, start_services
 from leadsync.demo.traffic import Traffic
 from leadsync.sandbox import RunningSandbox
@@ -34,7 +34,7 @@ class Harness:
         self.options = options
         self.console = console
         self.report = DemoReport(seed=seed)
-        self.leads: DemoLeads = make_leads(options.leads, seed=seed)
+        self.leads: LeadMix = demo_leads(options.leads, seed=seed)
         self.token = secrets.token_urlsafe(24)
         self.started = time.monotonic()
         self.baseline = Traffic.now()

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from leadsync.demo.audit import STATUSES, Audit, DemoReport
-from leadsync.demo.leads import REJECTED_DOMAIN, DemoLeads
+from leadsync.demo.kit import REJECTED_DOMAIN, LeadMix
 from leadsync.demo.options import (
     DEMO_BUDGET,
     FAULT_5XX,
@@ -86,7 +86,7 @@ def footer(
     return Group(*(Text.from_markup(line) for line in lines))
 
 
-def intro(console: Console, *, leads: DemoLeads, seed: int, sandbox_url: str, api_url: str) -> None:
+def intro(console: Console, *, leads: LeadMix, seed: int, sandbox_url: str, api_url: str) -> None:
     """Print what is about to run: the sandbox's trouble, leadsync, and the leads."""
     pad = " " * 19
     console.print(
