@@ -6,8 +6,43 @@ benchmark (bench/chaos.py). Each keeps its own pace, faults and view; what they 
 
 - mix.py: `lead_mix()` -> `LeadMix`, the leads to submit (some repeat an earlier email in
   another casing, some use an address the sandbox refuses under `REJECT_REGEX`).
+- audit.py: read the leads as the internal API shows them (`LeadDetail`; `read_leads` from a
+  running service, `read_leads_from_db`) and the sandbox's contacts (`read_contacts`);
+  `audit()` -> `Audit`, every check (`CHECKS`) with its offenders; `settled()` /
+  `unfinished()` on counts by status.
 """
 
+from leadsync.demo.kit.audit import (
+    CHECKS,
+    STATUSES,
+    Audit,
+    audit,
+    count_by_status,
+    leased,
+    read_contacts,
+    read_leads,
+    read_leads_from_db,
+    settled,
+    unfinished,
+)
 from leadsync.demo.kit.mix import REJECT_REGEX, REJECTED_DOMAIN, LeadMix, lead_mix
+from leadsync.usecases.schemas import LeadDetail  # a stored lead, as the audit reads it
 
-__all__ = ["REJECTED_DOMAIN", "REJECT_REGEX", "LeadMix", "lead_mix"]
+__all__ = [
+    "CHECKS",
+    "REJECTED_DOMAIN",
+    "REJECT_REGEX",
+    "STATUSES",
+    "Audit",
+    "LeadDetail",
+    "LeadMix",
+    "audit",
+    "count_by_status",
+    "lead_mix",
+    "leased",
+    "read_contacts",
+    "read_leads",
+    "read_leads_from_db",
+    "settled",
+    "unfinished",
+]
