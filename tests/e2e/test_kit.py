@@ -1,4 +1,4 @@
-"""The scenario kit's own rules (`leadsync.demo.kit`): the mix and every audit check.
+"""The scenario kit's own rules (`leadsync.demo.kit`): the mix, every audit check, the fleet.
 
 The scenarios (test_demo, test_sync_*, bench/chaos.py) rely on these: an audit that cannot
 see a duplicate, or a mix without repeats, would let them pass for the wrong reason.
@@ -7,6 +7,9 @@ see a duplicate, or a mix without repeats, would let them pass for the wrong rea
 from __future__ import annotations
 
 import datetime as dt
+import signal
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,14 +18,17 @@ from leadsync.demo.kit import (
     CHECKS,
     REJECT_REGEX,
     REJECTED_DOMAIN,
+    Fleet,
     LeadDetail,
     audit,
     lead_mix,
+    leadsync_env,
     settled,
     unfinished,
 )
 from leadsync.demo.report import DemoReport, judge
 from leadsync.store.tables import LEAD_FIELDS
+from tests.helpers import wait_for
 
 CREATED = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -193,3 +199,51 @@ def test_lead_mix_repeats_in_other_casing_and_refuses_a_share() -> None:
     assert REJECT_REGEX.endswith(r"rejected\.example$")
     with pytest.raises(ValueError, match="need at least"):
         lead_mix(4, seed=1, at_least=2)
+
+
+def test_leadsync_env_names_the_variables_and_refuses_unknown_settings() -> None:
+    env = leadsync_env(database_url="sqlite:///x.db", hubspot_rate_limit="100/10s", batch_size=2)
+
+    assert env == {
+        "DATABASE_URL": "sqlite:///x.db",
+        "HUBSPOT_RATE_LIMIT": "100/10s",
+        "LEADSYNC_BATCH_SIZE": "2",
+    }
+    with pytest.raises(ValueError, match="batch_sise"):
+        leadsync_env(batch_sise=2)
+
+
+async def test_fleet_restarts_a_process_under_its_name_with_a_new_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stand-in for the console script: prints its environment's marker, then waits.
+    script = tmp_path / "leadsync"
+    script.write_text(
+        f"#!{sys.executable}\nimport os, sys, time\n"
+        "print(sys.argv[1:], os.environ.get('LEADSYNC_LOG_FORMAT'), "
+        "os.environ.get('HUBSPOT_TOKEN'), flush=True)\ntime.sleep(60)\n"
+    )
+    script.chmod(0o755)
+    monkeypatch.setattr("leadsync.demo.kit.fleet.leadsync_executable", lambda: str(script))
+    monkeypatch.setenv("HUBSPOT_TOKEN", "the parent's")
+
+    with Fleet(tmp_path) as fleet:
+        first = fleet.start("worker0", {"DATABASE_URL": "sqlite:///x.db"})
+        again = fleet.restart("worker0")
+        fleet.start("serve", {}, "serve", "--port", "0")
+        await wait_for(
+            lambda: again.log_text().endswith("\n"), timeout=30, message="the new one printed"
+        )
+
+        assert first.process.returncode == -signal.SIGKILL
+        assert again.running
+        assert fleet.kills == 1
+        assert fleet.names(prefix="worker") == ["worker0"]
+        assert [path.name for path in fleet.log_paths()] == [
+            "worker0.log",
+            "worker0.2.log",
+            "serve.log",
+        ]
+    assert not any(process.running for process in fleet.started)
+    # Each ran with JSON logs and none of the parent's leadsync settings.
+    assert again.log_text().strip() == "['worker'] json None"
