@@ -13,95 +13,70 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
-import re
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from leadsync.config import async_database_url
+from leadsync.demo.kit import (
+    CHECKS,
+    REJECT_REGEX,
+    Fleet,
+    LeadDetail,
+    audit,
+    count_by_status,
+    lead_mix,
+    leadsync_env,
+    read_contacts,
+    read_leads_from_db,
+    unfinished,
+)
+from leadsync.store.db import create_engine, create_sessionmaker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (
-    LEADSYNC,
-    log,
-    migrate,
-    sandbox,
-    sandbox_stats,
-    scratch_postgres,
-    service_env,
-    table,
-    write_results,
-)
+from common import log, migrate, sandbox, sandbox_stats, scratch_postgres, table, write_results
 from ingest import free_port, wait_http
 
 LIMIT_COUNT, LIMIT_WINDOW = 100, 10
-REJECT = r"^reject-"
+# leadsync's settings in every process: a budget under the sandbox's limit, timeouts short
+# enough to turn its 30 s hangs into retries, a lease that a killed worker's leads wait out
+# (10 s), and attempts enough to ride out the faults.
+SETTINGS: dict[str, object] = {
+    "hubspot_rate_limit": "90/10s",
+    "hubspot_read_timeout_seconds": 2,
+    "hubspot_total_timeout_seconds": 5,
+    "lease_seconds": 10,
+    "retry_base_seconds": 0.5,
+    "retry_cap_seconds": 8,
+    "max_attempts": 30,
+    "log_level": "INFO",
+}
 
 
-class Fleet:
-    """The serve process and the workers, each logging to its own file."""
-
-    def __init__(self, env: dict[str, str], logs: Path, *, port: int, workers: int) -> None:
-        self.env = env
-        self.logs = logs
-        self.port = port
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.kills = 0
-        self._starts = Counter[str]()
-        self.start("serve", [LEADSYNC, "serve", "--port", str(port)])
-        for index in range(workers):
-            self.start(f"worker{index}", [LEADSYNC, "worker"])
-
-    def start(self, name: str, command: list[str]) -> None:
-        self._starts[name] += 1
-        log_file = (self.logs / f"{name}.{self._starts[name]}.log").open("wb")
-        self.procs[name] = subprocess.Popen(
-            command, env=self.env, stdout=log_file, stderr=subprocess.STDOUT
-        )
-
-    def kill_one(self, rng: random.Random) -> str:
-        """SIGKILL a random worker and start it again."""
-        name = rng.choice([n for n in self.procs if n.startswith("worker")])
-        self.procs[name].send_signal(signal.SIGKILL)
-        self.procs[name].wait()
-        self.kills += 1
-        self.start(name, [LEADSYNC, "worker"])
-        return name
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+@contextlib.asynccontextmanager
+async def database(url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on the scratch database, for this event loop."""
+    engine = create_engine(async_database_url(url), pool_size=2)
+    try:
+        yield create_sessionmaker(engine)
+    finally:
+        await engine.dispose()
 
 
-def make_leads(count: int, rng: random.Random) -> list[dict[str, str]]:
-    """Return the leads to submit: 5% repeat an earlier email in other casing, 2% rejected."""
-    leads: list[dict[str, str]] = []
-    for index in range(count):
-        roll = rng.random()
-        if roll < 0.02:
-            email = f"reject-{index}@chaos.example"
-        elif roll < 0.07 and leads:
-            earlier = rng.choice(leads)["email"]
-            email = earlier.upper() if earlier.islower() else earlier.lower()
-        else:
-            email = f"lead{index}.{rng.randrange(10**6)}@chaos.example"
-        leads.append({"email": email, "firstname": f"Lead{index}", "company": "Chaos SL"})
-    return leads
+def kill_one(fleet: Fleet, rng: random.Random) -> str:
+    """SIGKILL a random worker and start it again."""
+    name = rng.choice(fleet.names(prefix="worker"))
+    fleet.restart(name)
+    return name
 
 
 async def submit(api: str, leads: list[dict[str, str]], *, rate: float) -> dict[int, str]:
@@ -129,60 +104,36 @@ async def submit(api: str, leads: list[dict[str, str]], *, rate: float) -> dict[
     return accepted
 
 
-async def unfinished(url: str) -> int:
-    conn = await asyncpg.connect(url)
-    try:
-        return int(
-            await conn.fetchval(
-                "SELECT count(*) FROM leads WHERE hubspot_sync_status IN "
-                "('PENDING','RETRYING','IN_PROGRESS')"
-            )
-        )
-    finally:
-        await conn.close()
+async def drive(
+    api: str, url: str, fleet: Fleet, leads: list[dict[str, str]], args: argparse.Namespace
+) -> dict[int, str]:
+    """Submit the leads while killing workers, then kill on while the queue drains."""
+    rng = random.Random(args.seed)
+    task = asyncio.create_task(submit(api, leads, rate=args.rate))
+    while not task.done():
+        await asyncio.wait({task}, timeout=args.kill_every)
+        if not task.done():
+            log(f"  killed {kill_one(fleet, rng)} (SIGKILL), restarted it")
+    accepted = task.result()
+    log(f"  {len(accepted)} leads accepted; killing on while the queue drains")
+    deadline = time.monotonic() + 900
+    next_kill = time.monotonic() + args.kill_every
+    async with database(url) as sessions:
+        while (left := unfinished(await count_by_status(sessions))) > 0:
+            if time.monotonic() > deadline:
+                log(f"  gave up with {left} unfinished leads")
+                break
+            if time.monotonic() >= next_kill and left > 200:
+                log(f"  {left} unfinished; killed {kill_one(fleet, rng)}")
+                next_kill = time.monotonic() + args.kill_every
+            await asyncio.sleep(0.5)
+    return accepted
 
 
-async def rows(url: str) -> list[Any]:
-    conn = await asyncpg.connect(url)
-    try:
-        return list(
-            await conn.fetch(
-                "SELECT id, email, hubspot_sync_status, hubspot_id, hubspot_error FROM leads"
-            )
-        )
-    finally:
-        await conn.close()
-
-
-def check(
-    *, accepted: dict[int, str], leads: list[Any], contacts: list[dict[str, Any]]
-) -> dict[str, int]:
-    """Count every violation of the guarantees."""
-    by_id = {row["id"]: row for row in leads}
-    per_email = Counter((c.get("properties") or {}).get("email", "").lower() for c in contacts)
-    contact_of = {(c.get("properties") or {}).get("email", "").lower(): c["id"] for c in contacts}
-    rejected = re.compile(REJECT)
-    stats = {
-        "leads lost": sum(1 for lead_id in accepted if lead_id not in by_id),
-        "duplicate contacts": sum(n - 1 for n in per_email.values() if n > 1),
-        "valid leads not SYNCED": 0,
-        "hubspot_id not the email's contact": 0,
-        "rejected leads not FAILED": 0,
-        "leads left IN_PROGRESS": 0,
-    }
-    for row in leads:
-        email = row["email"]
-        status = row["hubspot_sync_status"]
-        if status == "IN_PROGRESS":
-            stats["leads left IN_PROGRESS"] += 1
-        if rejected.match(email):
-            stats["rejected leads not FAILED"] += status != "FAILED" or not row["hubspot_error"]
-            continue
-        if status != "SYNCED":
-            stats["valid leads not SYNCED"] += 1
-        elif row["hubspot_id"] != contact_of.get(email):
-            stats["hubspot_id not the email's contact"] += 1
-    return stats
+async def end_state(url: str, sandbox_url: str) -> tuple[list[LeadDetail], list[dict[str, Any]]]:
+    """Read every lead and every contact, once the processes have stopped."""
+    async with database(url) as sessions:
+        return await read_leads_from_db(sessions), await read_contacts(sandbox_url)
 
 
 def main() -> None:
@@ -198,9 +149,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.ci:
         args.leads, args.rate = 3_000, 100.0
-    rng = random.Random(args.seed)
     token = f"pat-na1-chaos-{uuid.uuid4()}"
-    leads = make_leads(args.leads, rng)
+    mix = lead_mix(args.leads, seed=args.seed)
     started = time.monotonic()
     with (
         scratch_postgres("chaos") as url,
@@ -219,7 +169,7 @@ def main() -> None:
             "--hang-seconds",
             "30",
             "--reject-emails",
-            REJECT,
+            REJECT_REGEX,
             "--seed",
             str(args.seed),
         ) as hub,
@@ -227,63 +177,39 @@ def main() -> None:
         migrate(url)
         logs = args.logs or Path(logs_dir)
         logs.mkdir(parents=True, exist_ok=True)
-        env = service_env(
-            url,
-            HUBSPOT_BASE_URL=hub.url,
-            HUBSPOT_TOKEN=token,
-            HUBSPOT_RATE_LIMIT="90/10s",
-            HUBSPOT_READ_TIMEOUT_SECONDS="2",
-            HUBSPOT_TOTAL_TIMEOUT_SECONDS="5",
-            LEADSYNC_LEASE_SECONDS="10",
-            LEADSYNC_RETRY_BASE_SECONDS="0.5",
-            LEADSYNC_RETRY_CAP_SECONDS="8",
-            LEADSYNC_MAX_ATTEMPTS="30",
-            LEADSYNC_LOG_LEVEL="INFO",
-            LEADSYNC_LOG_FORMAT="json",
+        env = leadsync_env(
+            database_url=url, hubspot_base_url=hub.url, hubspot_token=token, **SETTINGS
         )
         port = free_port()
-        fleet = Fleet(env, logs, port=port, workers=args.workers)
+        fleet = Fleet(logs)
         try:
+            fleet.start("serve", env, "serve", "--port", str(port))
+            for index in range(args.workers):
+                fleet.start(f"worker{index}", env, "worker")
             api = f"http://127.0.0.1:{port}"
             try:
                 wait_http(f"{api}/readyz", timeout=60)
             except TimeoutError:
-                for path in sorted(logs.iterdir()):
+                for path in fleet.log_paths():
                     log(f"--- {path.name}\n" + path.read_text(errors="replace")[-3000:])
                 raise
             log(
                 f"chaos: {args.leads} leads at {args.rate:g}/s, a worker killed every "
                 f"{args.kill_every:g} s"
             )
-
-            async def drive() -> dict[int, str]:
-                task = asyncio.create_task(submit(api, leads, rate=args.rate))
-                while not task.done():
-                    await asyncio.wait({task}, timeout=args.kill_every)
-                    if not task.done():
-                        log(f"  killed {fleet.kill_one(rng)} (SIGKILL), restarted it")
-                return task.result()
-
-            accepted = asyncio.run(drive())
-            log(f"  {len(accepted)} leads accepted; killing on while the queue drains")
-            deadline = time.monotonic() + 900
-            next_kill = time.monotonic() + args.kill_every
-            while (left := asyncio.run(unfinished(url))) > 0:
-                if time.monotonic() > deadline:
-                    log(f"  gave up with {left} unfinished leads")
-                    break
-                if time.monotonic() >= next_kill and left > 200:
-                    log(f"  {left} unfinished; killed {fleet.kill_one(rng)}")
-                    next_kill = time.monotonic() + args.kill_every
-                time.sleep(0.5)
+            accepted = asyncio.run(drive(api, url, fleet, mix.bodies, args))
         finally:
-            fleet.stop()
-        contacts_json = httpx.get(f"{hub.url}/_sandbox/contacts", timeout=60).json()
-        contacts = contacts_json["results"]
+            fleet.stop(timeout=30)
+        leads, contacts = asyncio.run(end_state(url, hub.url))
         stats = sandbox_stats(hub.url)
-        violations = check(accepted=accepted, leads=asyncio.run(rows(url)), contacts=contacts)
-        token_hits = sum(path.read_bytes().count(token.encode()) for path in logs.iterdir())
-        log_lines = sum(path.read_bytes().count(b"\n") for path in logs.iterdir())
+        # Every stored lead must end as HubSpot decides (one contact per email, or FAILED
+        # when refused), and every accepted one must be stored.
+        found = audit(leads, contacts, rejected=mix.rejected_emails, accepted_ids=accepted)
+        violations = {CHECKS[name]: count for name, count in found.violations().items()}
+        token_hits = sum(path.read_bytes().count(token.encode()) for path in fleet.log_paths())
+        log_lines = sum(path.read_bytes().count(b"\n") for path in fleet.log_paths())
+        for problem in found.problems:
+            log(f"  VIOLATED: {problem}")
     violations["token occurrences in logs"] = token_hits
     # The sandbox counts only the requests it accepted, so this can reach but never pass the
     # limit; the 429s it had to serve are what tell whether the shared budget held.
@@ -291,7 +217,7 @@ def main() -> None:
     elapsed = time.monotonic() - started
     faults = stats.get("faults", {})
     summary = [
-        ("leads submitted / accepted", f"{len(leads)} / {len(accepted)}"),
+        ("leads submitted / accepted", f"{len(mix.bodies)} / {len(accepted)}"),
         ("contacts in the sandbox", len(contacts)),
         ("workers killed (SIGKILL)", fleet.kills),
         (

@@ -6,25 +6,25 @@
     stops it after the test.  Tests read and steer it through its control API (/_sandbox/).
 ``worker_factory(name, env)``
     Starts a ``leadsync worker`` subprocess with exactly the given leadsync environment
-    (JSON logs to a file in ``tmp_path``); every process still alive after the test is
-    killed, and the logs of the test's workers are printed when the test failed.
+    (JSON logs to a file in ``tmp_path``), in a ``leadsync.demo.kit.Fleet``; after the test
+    the fleet is stopped (SIGTERM to all, SIGKILL to laggards), and the logs of the test's
+    workers are printed when the test failed.
+
+Their types (``SandboxFactory``, ``WorkerFactory``) are in ``tests/e2e/support.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import signal
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from leadsync.demo.kit import Fleet, LeadsyncProcess
 from leadsync.sandbox import RunningSandbox, SandboxConfig, sandbox_in_thread
-from tests.e2e.support import WorkerProcess, spawn_worker
-
-SandboxFactory = Callable[..., RunningSandbox]
-WorkerFactory = Callable[[str, Mapping[str, str]], WorkerProcess]
+from tests.e2e.support import SandboxFactory, WorkerFactory
 
 
 @pytest.fixture
@@ -40,24 +40,17 @@ def sandbox_factory() -> Iterator[SandboxFactory]:
 
 @pytest.fixture
 def worker_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WorkerFactory]:
-    """Return a starter of `leadsync worker` processes; all are killed after the test."""
-    started: list[WorkerProcess] = []
+    """Return a starter of `leadsync worker` processes; all are stopped after the test."""
+    fleet = Fleet(tmp_path)
 
-    def start(name: str, env: Mapping[str, str]) -> WorkerProcess:
-        worker = spawn_worker(name=name, env=env, log_dir=tmp_path)
-        started.append(worker)
-        return worker
+    def start(name: str, env: Mapping[str, str]) -> LeadsyncProcess:
+        return fleet.start(name, env, "worker")
 
     yield start
-    # SIGTERM to all at once (a worker drains and releases its leases), then reap each.
-    for worker in started:
-        worker.signal(signal.SIGTERM)
-    for worker in started:
-        with contextlib.suppress(Exception):
-            worker.reap()
+    fleet.stop()
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
-        for worker in started:
+        for worker in fleet.started:
             lines = worker.log_text().splitlines()
             # Problems first (they carry the cause), then the last few lines for context.
             problems = [line for line in lines if '"level": "info"' not in line]

@@ -1,77 +1,41 @@
-"""Shared pieces of the end-to-end scenarios: the lead mix, posting, and reading the outcome."""
+"""The end-to-end scenarios' own pieces; the lead mix, the audit and the worker fleet are the
+scenario kit's (`leadsync.demo.kit`), shared with `leadsync demo` and bench/chaos.py.
+
+Here: the fixtures' types, posting leads as a busy website would, waiting for the queue to
+settle, steering the sandbox, the audit as one assertion, and a recorder of the writes the
+sandbox's store applies.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import random
-import shutil
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from leadsync.demo.kit import (
+    LeadDetail,
+    LeadMix,
+    LeadsyncProcess,
+    audit,
+    count_by_status,
+    leadsync_env,
+    read_contacts,
+    read_leads_from_db,
+    settled,
+)
 from leadsync.sandbox import RunningSandbox
-from leadsync.store.tables import Lead, SyncStatus
+from tests.helpers import wait_for
 
-EMAIL_DOMAIN = "e2e.beworking.dev"
-# The sandbox refuses these emails (INVALID_EMAIL), as HubSpot refuses some real ones.
-REJECT_REGEX = r"^reject\d+@"
-UNFINISHED = (SyncStatus.PENDING.value, SyncStatus.RETRYING.value, SyncStatus.IN_PROGRESS.value)
-
-
-@dataclass(frozen=True, slots=True)
-class LeadMix:
-    """The leads a scenario submits, and which of them HubSpot must accept."""
-
-    bodies: list[dict[str, str]]
-    valid_emails: frozenset[str]  # lowercased
-    rejected_emails: frozenset[str]  # lowercased
-
-
-def _other_casing(email: str, rng: random.Random) -> str:
-    local, _, domain = email.partition("@")
-    flipped = "".join(c.upper() if rng.random() < 0.5 else c for c in local)
-    # Force at least one changed letter, so the repeat never equals the original text.
-    flipped = flipped[0].upper() + flipped[1:]
-    return f"{flipped}@{domain.upper() if rng.random() < 0.5 else domain}"
-
-
-def lead_mix(
-    total: int, *, seed: int, repeat_share: float = 0.05, reject_share: float = 0.02
-) -> LeadMix:
-    """Build `total` lead bodies: some repeat an earlier email in other casing, some are refused."""
-    rng = random.Random(seed)
-    repeats = round(total * repeat_share)
-    rejects = round(total * reject_share)
-    uniques = total - repeats - rejects
-    emails = [f"lead{i}.s{seed}@{EMAIL_DOMAIN}" for i in range(uniques)]
-    rejected = [f"reject{i}@{EMAIL_DOMAIN}" for i in range(rejects)]
-    repeated = [_other_casing(email, rng) for email in rng.sample(emails, repeats)]
-    addresses = emails + rejected + repeated
-    rng.shuffle(addresses)
-    bodies = [
-        {
-            "email": address,
-            "firstname": f"First{n}",
-            "lastname": f"Last{n}",
-            "company": f"Company {n % 37}",
-            "phone": f"+34 600 {n:06d}",
-            "message": f"e2e lead number {n}",
-            "source": "e2e",
-        }
-        for n, address in enumerate(addresses)
-    ]
-    return LeadMix(bodies, frozenset(emails), frozenset(rejected))
+Sessions = async_sessionmaker[AsyncSession]
+# The fixtures of conftest.py: a sandbox with a SandboxConfig built from the keywords, and a
+# `leadsync worker` process with exactly the given environment.
+SandboxFactory = Callable[..., RunningSandbox]
+WorkerFactory = Callable[[str, Mapping[str, str]], LeadsyncProcess]
 
 
 async def post_leads(
@@ -90,42 +54,21 @@ async def post_leads(
     return list(await asyncio.gather(*(one(body) for body in bodies)))
 
 
-async def all_leads(sessions: async_sessionmaker[AsyncSession]) -> list[Lead]:
-    """Return every lead row, in id order."""
-    async with sessions() as session:
-        return list((await session.execute(select(Lead).order_by(Lead.id))).scalars())
+async def wait_settled(
+    sessions: Sessions, total: int, *, timeout: float, interval: float = 0.25
+) -> Counter[str]:
+    """Wait until `total` leads are stored and none is unfinished; return the counts by status."""
 
+    async def counts_once_settled() -> Counter[str] | None:
+        counts = await count_by_status(sessions)
+        return counts if settled(counts, total=total) else None
 
-async def status_counts(sessions: async_sessionmaker[AsyncSession]) -> Counter[str]:
-    """Return how many leads are in each sync status."""
-    async with sessions() as session:
-        rows = await session.execute(
-            select(Lead.hubspot_sync_status, func.count()).group_by(Lead.hubspot_sync_status)
-        )
-        return Counter({str(status): int(n) for status, n in rows.all()})
-
-
-Sessions = async_sessionmaker[AsyncSession]
-
-
-def settled(total: int) -> Callable[[Sessions], Awaitable[Counter[str] | None]]:
-    """Return a check for wait_for: `total` leads stored, none unfinished (returns the counts)."""
-
-    async def check(sessions: Sessions) -> Counter[str] | None:
-        counts = await status_counts(sessions)
-        done = sum(counts.values()) == total and not any(counts[s] for s in UNFINISHED)
-        return counts if done else None
-
-    return check
-
-
-async def sandbox_contacts(sandbox: RunningSandbox) -> list[dict[str, Any]]:
-    """Return every contact the sandbox holds, through its control API."""
-    async with httpx.AsyncClient(base_url=sandbox.url, timeout=10) as http:
-        response = await http.get("/_sandbox/contacts")
-    response.raise_for_status()
-    contacts: list[dict[str, Any]] = response.json()["results"]
-    return contacts
+    return await wait_for(
+        counts_once_settled,
+        timeout=timeout,
+        interval=interval,
+        message=f"all {total} leads SYNCED or FAILED",
+    )
 
 
 async def sandbox_stats(sandbox: RunningSandbox) -> dict[str, Any]:
@@ -146,141 +89,35 @@ async def patch_sandbox(sandbox: RunningSandbox, changes: Mapping[str, Any]) -> 
     return config
 
 
-def contacts_by_email(contacts: list[dict[str, Any]]) -> dict[str, list[str]]:
-    """Group sandbox contact ids by lowercased email (more than one id means a duplicate)."""
-    found: dict[str, list[str]] = {}
-    for contact in contacts:
-        email = contact["properties"].get("email", "").lower()
-        found.setdefault(email, []).append(contact["id"])
-    return found
-
-
 async def assert_synced_exactly_once(
-    sessions: async_sessionmaker[AsyncSession],
-    sandbox: RunningSandbox,
-    *,
-    valid_emails: frozenset[str],
-    rejected_emails: frozenset[str] = frozenset(),
-) -> list[Lead]:
-    """Check the end state every scenario shares; return the leads for further checks.
+    sessions: Sessions, sandbox: RunningSandbox, mix: LeadMix
+) -> list[LeadDetail]:
+    """Check the end state every scenario shares (the kit's audit); return the leads.
 
-    Every valid lead is SYNCED with the id of the one sandbox contact of its email, the
-    sandbox holds exactly one contact per valid email, refused leads are FAILED with an
-    error, and nothing is left IN_PROGRESS or due.
+    Every lead of a valid email is SYNCED with the id of the one sandbox contact of its
+    email, which holds its newest values; the sandbox holds exactly one contact per valid
+    email and none other; refused leads are FAILED with an error; nothing holds a lease.
     """
-    leads = await all_leads(sessions)
-    by_email = contacts_by_email(await sandbox_contacts(sandbox))
-    duplicates = {email: ids for email, ids in by_email.items() if len(ids) > 1}
-    assert not duplicates, f"duplicate contacts in the sandbox: {duplicates}"
-    assert set(by_email) == set(valid_emails), (
-        f"contacts missing: {sorted(set(valid_emails) - set(by_email))[:5]}, "
-        f"unexpected: {sorted(set(by_email) - set(valid_emails))[:5]}"
+    leads = await read_leads_from_db(sessions)
+    found = audit(
+        leads,
+        await read_contacts(sandbox.url),
+        emails=mix.distinct_emails,
+        rejected=mix.rejected_emails,
     )
-    problems: list[str] = []
-    for lead in leads:
-        shown = f"lead {lead.id} <{lead.email}> {lead.hubspot_sync_status}"
-        if lead.email in rejected_emails:
-            if lead.hubspot_sync_status != SyncStatus.FAILED or not lead.hubspot_error:
-                problems.append(f"{shown}: a refused lead must be FAILED with its error")
-            continue
-        assert lead.email in valid_emails, f"{shown}: an email the scenario never sent"
-        expected = by_email[lead.email][0]
-        if lead.hubspot_sync_status != SyncStatus.SYNCED:
-            problems.append(f"{shown}: not SYNCED (error {lead.hubspot_error!r})")
-        elif lead.hubspot_id != expected:
-            problems.append(f"{shown}: hubspot_id {lead.hubspot_id} but the contact is {expected}")
-        elif lead.hubspot_error is not None or lead.hubspot_synced_at is None:
-            problems.append(f"{shown}: a synced lead keeps no error and has its synced_at")
-        if lead.hubspot_lease_token is not None:
-            problems.append(f"{shown}: still holds a lease")
-    assert not problems, f"{len(problems)} lead(s) wrong, first ones:\n" + "\n".join(problems[:10])
+    assert found.ok, "the audit failed:\n" + "\n".join(found.problems)
     return leads
 
 
-# --- worker processes ---------------------------------------------------------------------
-
-
-def leadsync_executable() -> str:
-    """Return the `leadsync` console script of this virtualenv."""
-    beside = Path(sys.executable).parent / "leadsync"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("leadsync")
-    assert found is not None, "the leadsync console script is not installed"
-    return found
-
-
-@dataclass
-class WorkerProcess:
-    """One `leadsync worker` process and the file its JSON log goes to."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    _log_file: Any = field(repr=False, default=None)
-
-    def log_text(self) -> str:
-        """Return everything the worker has logged so far."""
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def logged(self, event: str) -> int:
-        """Return how many log lines carry this event name."""
-        needle = f'"event": "{event}"'
-        return sum(needle in line for line in self.log_text().splitlines())
-
-    def signal(self, sig: int) -> None:
-        """Send a signal to the process if it is still running."""
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-
-    def reap(self, *, timeout: float = 15.0) -> None:
-        """Wait for the process to exit (SIGKILL after `timeout`) and close its log."""
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-
-    def kill(self) -> None:
-        """SIGKILL the process, as a crash or an OOM killer would, and reap it."""
-        self.signal(signal.SIGKILL)
-        self.reap()
-
-
-def spawn_worker(*, name: str, env: Mapping[str, str], log_dir: Path) -> WorkerProcess:
-    """Start `leadsync worker` with exactly the given leadsync settings in its environment."""
-    base = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DATABASE_URL", "HUBSPOT_", "LEADSYNC_"))
-    }
-    log_path = log_dir / f"{name}.log"
-    log_file = log_path.open("wb")
-    process = subprocess.Popen(
-        [leadsync_executable(), "worker"],
-        env={**base, "LEADSYNC_LOG_FORMAT": "json", **env},
-        stdin=subprocess.DEVNULL,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-    )
-    return WorkerProcess(name, process, log_path, log_file)
-
-
 def worker_env(*, database_url: str, sandbox: RunningSandbox, **settings: object) -> dict[str, str]:
-    """Return a worker's environment: the database, the sandbox, and LEADSYNC_* knobs."""
-    env = {
-        "DATABASE_URL": database_url,
-        "HUBSPOT_BASE_URL": sandbox.url,
-        "HUBSPOT_TOKEN": sandbox.token,
-        "LEADSYNC_LOG_LEVEL": "INFO",
-    }
-    for name, value in settings.items():
-        key = name.upper()
-        env[key if key.startswith("HUBSPOT_") else f"LEADSYNC_{key}"] = str(value)
-    return env
+    """Return a worker's environment: the database, the sandbox, INFO logs, and `settings`."""
+    return leadsync_env(
+        database_url=database_url,
+        hubspot_base_url=sandbox.url,
+        hubspot_token=sandbox.token,
+        log_level="INFO",
+        **settings,
+    )
 
 
 class UpsertRecorder:

@@ -16,18 +16,16 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from leadsync.config import Settings
+from leadsync.demo.kit import count_by_status, lead_mix, read_leads_from_db
 from leadsync.engine import gate
 from leadsync.runtime import start_in_app
-from tests.e2e.conftest import SandboxFactory
 from tests.e2e.support import (
-    all_leads,
+    SandboxFactory,
     assert_synced_exactly_once,
-    lead_mix,
     patch_sandbox,
     post_leads,
     sandbox_stats,
-    settled,
-    status_counts,
+    wait_settled,
 )
 from tests.helpers import INTERNAL_HEADERS, wait_for
 
@@ -64,17 +62,18 @@ async def test_revoked_token_pauses_without_harm_and_a_rotated_one_resumes(
         hubspot_rate_limit="500/1s",
         batch_size=10,
     )
-    before = lead_mix(40, seed=41, repeat_share=0, reject_share=0)
-    during = lead_mix(120, seed=42, repeat_share=0.05, reject_share=0)
-    total = len(before.bodies) + len(during.bodies)
+    # 40 leads before the revocation, 120 during it (repeats in other casing among them).
+    mix = lead_mix(160, seed=41, reject_share=0)
+    before, during = mix.bodies[:40], mix.bodies[40:]
+    total = len(mix.bodies)
 
     async with client_factory(settings, background=start_in_app) as (_app, client):
-        await post_leads(client, before.bodies)
-        await wait_for(lambda: settled(len(before.bodies))(sessions), timeout=30, interval=0.1)
+        await post_leads(client, before)
+        await wait_settled(sessions, len(before), timeout=30, interval=0.1)
 
         await patch_sandbox(sandbox, {"revoke_tokens": [OLD_TOKEN]})
         # Leads keep arriving while the worker meets the 401s.
-        await post_leads(client, during.bodies, concurrency=4)
+        await post_leads(client, during, concurrency=4)
 
         async def paused_and_probing() -> dict[str, Any] | None:
             status = await _sync_status(client)
@@ -83,19 +82,19 @@ async def test_revoked_token_pauses_without_harm_and_a_rotated_one_resumes(
                 status
                 if status["gate"]["reason"] == "auth"
                 and status["gate"]["auth_failures"] >= 3  # two probes failed since the pause
-                and counts["PENDING"] == len(during.bodies)
+                and counts["PENDING"] == len(during)
                 and counts["IN_PROGRESS"] == 0
                 else None
             )
 
         status = await wait_for(paused_and_probing, timeout=30, interval=0.1)
         assert status["gate"]["paused"] is True
-        counts = await status_counts(sessions)
+        counts = await count_by_status(sessions)
         assert counts["FAILED"] == 0, counts
         assert counts["RETRYING"] == 0, counts
-        assert counts["SYNCED"] == len(before.bodies), counts
-        waiting = [lead for lead in await all_leads(sessions) if lead.hubspot_id is None]
-        assert len(waiting) == len(during.bodies)
+        assert counts["SYNCED"] == len(before), counts
+        waiting = [lead for lead in await read_leads_from_db(sessions) if lead.hubspot_id is None]
+        assert len(waiting) == len(during)
         # A credential failure is not the lead's fault: no attempt is used up.
         assert all(lead.hubspot_sync_attempts == 0 for lead in waiting)
         requests = (await sandbox_stats(sandbox))["requests"]
@@ -107,13 +106,12 @@ async def test_revoked_token_pauses_without_harm_and_a_rotated_one_resumes(
         # accepts it. The running worker must pick it up at its next probe, with no restart.
         token_file.write_text(NEW_TOKEN + "\n", encoding="utf-8")
         await patch_sandbox(sandbox, {"add_tokens": [NEW_TOKEN]})
-        await wait_for(lambda: settled(total)(sessions), timeout=30, interval=0.1)
+        await wait_settled(sessions, total, timeout=30, interval=0.1)
         status = await _sync_status(client)
         assert status["gate"]["paused"] is False
         assert status["gate"]["reason"] is None
         assert status["gate"]["auth_failures"] == 0
 
-    valid = before.valid_emails | during.valid_emails
-    leads = await assert_synced_exactly_once(sessions, sandbox, valid_emails=valid)
+    leads = await assert_synced_exactly_once(sessions, sandbox, mix)
     assert len(leads) == total
     assert not any(OLD_TOKEN in (lead.hubspot_error or "") for lead in leads)

@@ -16,17 +16,16 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from leadsync.config import Settings
+from leadsync.demo.kit import REJECT_REGEX, lead_mix
 from leadsync.runtime import start_in_app
-from tests.e2e.conftest import SandboxFactory
 from tests.e2e.support import (
-    REJECT_REGEX,
+    SandboxFactory,
     assert_synced_exactly_once,
-    lead_mix,
     post_leads,
     sandbox_stats,
-    settled,
+    wait_settled,
 )
-from tests.helpers import INTERNAL_HEADERS, wait_for
+from tests.helpers import INTERNAL_HEADERS
 
 pytestmark = pytest.mark.slow
 
@@ -76,21 +75,11 @@ async def test_every_lead_reaches_exactly_one_contact_despite_faults(
     async with client_factory(settings, background=start_in_app) as (_app, client):
         ids = await post_leads(client, mix.bodies)
         assert len(set(ids)) == total
-        counts = await wait_for(
-            lambda: settled(total)(sessions),
-            timeout=120,
-            interval=0.25,
-            message=f"all {total} leads SYNCED or FAILED",
-        )
+        counts = await wait_settled(sessions, total, timeout=120)
         status = (await client.get("/internal/sync/status", headers=INTERNAL_HEADERS)).json()
     elapsed = time.monotonic() - started
 
-    leads = await assert_synced_exactly_once(
-        sessions,
-        sandbox,
-        valid_emails=mix.valid_emails,
-        rejected_emails=mix.rejected_emails,
-    )
+    leads = await assert_synced_exactly_once(sessions, sandbox, mix)
     for lead in leads:
         if lead.email in mix.rejected_emails:  # HubSpot's own reason is kept for operators
             assert lead.hubspot_last_http_status == 400, lead.hubspot_error

@@ -17,18 +17,17 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from leadsync.config import RateLimit, Settings
+from leadsync.demo.kit import LeadsyncProcess, lead_mix, read_leads_from_db
 from leadsync.store.tables import SyncStatus
-from tests.e2e.conftest import SandboxFactory, WorkerFactory
 from tests.e2e.support import (
+    SandboxFactory,
     UpsertRecorder,
-    WorkerProcess,
-    all_leads,
+    WorkerFactory,
     assert_synced_exactly_once,
-    lead_mix,
     patch_sandbox,
     post_leads,
     sandbox_stats,
-    settled,
+    wait_settled,
     worker_env,
 )
 from tests.helpers import wait_for
@@ -48,7 +47,7 @@ LEADS = 240
 BATCH_SIZE = 2
 
 
-async def _started(*workers: WorkerProcess) -> None:
+async def _started(*workers: LeadsyncProcess) -> None:
     def ready() -> bool:
         for worker in workers:
             assert worker.process.poll() is None, f"{worker.name} exited:\n{worker.log_text()}"
@@ -85,11 +84,9 @@ async def test_three_workers_share_one_budget_and_never_share_a_lead(
     async with client_factory(settings_factory()) as (_app, client):
         await post_leads(client, mix.bodies)  # while the workers start
     await _started(*workers)
-    await wait_for(
-        lambda: settled(total)(sessions), timeout=60, interval=0.25, message="all leads synced"
-    )
+    await wait_settled(sessions, total, timeout=60)
 
-    leads = await assert_synced_exactly_once(sessions, sandbox, valid_emails=mix.valid_emails)
+    leads = await assert_synced_exactly_once(sessions, sandbox, mix)
     retried = [lead.id for lead in leads if lead.hubspot_sync_attempts != 1]
     assert not retried, f"leads that needed more than one attempt: {retried[:10]}"
     per_email = writes.per_email()
@@ -149,7 +146,7 @@ async def test_a_worker_killed_mid_batch_loses_nothing(
     assert victim.process.returncode == -signal.SIGKILL
     # The dead worker's leases, exactly as it left them.
     orphaned: dict[int, dt.datetime] = {}
-    for lead in await all_leads(sessions):
+    for lead in await read_leads_from_db(sessions):
         if lead.hubspot_sync_status == SyncStatus.IN_PROGRESS:
             assert lead.hubspot_lease_expires_at is not None, lead.id
             orphaned[lead.id] = lead.hubspot_lease_expires_at
@@ -158,11 +155,9 @@ async def test_a_worker_killed_mid_batch_loses_nothing(
     await patch_sandbox(sandbox, {"latency_ms": 0})
     survivors = [worker_factory(f"survivor-{n}", env) for n in range(2)]
     await _started(*survivors)
-    await wait_for(
-        lambda: settled(total)(sessions), timeout=30, interval=0.2, message="all leads synced"
-    )
+    await wait_settled(sessions, total, timeout=30, interval=0.2)
 
-    leads = await assert_synced_exactly_once(sessions, sandbox, valid_emails=mix.valid_emails)
+    leads = await assert_synced_exactly_once(sessions, sandbox, mix)
     for lead in leads:
         if lead.id in orphaned:
             # Nobody touched an orphaned lead before its lease ran out (no double send).

@@ -13,18 +13,13 @@ import httpx
 from rich.console import Console, RenderableType
 
 from leadsync.demo import view
-from leadsync.demo.audit import Audit, DemoReport, LeadRow, audit
-from leadsync.demo.leads import DemoLeads, make_leads
-from leadsync.demo.options import POLL_SECONDS, DemoError, DemoOptions
+from leadsync.demo.kit import Audit, LeadMix, audit, read_contacts, read_leads, settled
+from leadsync.demo.options import POLL_SECONDS, DemoError, DemoOptions, demo_leads
+from leadsync.demo.report import DemoReport
 from leadsync.demo.services import PerLeadOutcomes, start_services
 from leadsync.demo.traffic import Traffic
 from leadsync.sandbox import RunningSandbox
 from leadsync.store.tables import UNFINISHED
-
-
-def settled(counts: Mapping[str, int]) -> bool:
-    """Whether the queue holds leads and none of them is still to sync."""
-    return sum(counts.values()) > 0 and not any(counts.get(s, 0) for s in UNFINISHED)
 
 
 class Harness:
@@ -34,7 +29,7 @@ class Harness:
         self.options = options
         self.console = console
         self.report = DemoReport(seed=seed)
-        self.leads: DemoLeads = make_leads(options.leads, seed=seed)
+        self.leads: LeadMix = demo_leads(options.leads, seed=seed)
         self.token = secrets.token_urlsafe(24)
         self.started = time.monotonic()
         self.baseline = Traffic.now()
@@ -173,18 +168,15 @@ class Harness:
         all_in = self.posted >= len(self.leads.bodies) and self.counted_at > self.last_post_at
         return (all_in and settled(self.counts)) or time.monotonic() > deadline
 
-    async def take_audit(self) -> Audit:
-        """Read every stored lead and every sandbox contact, and compare them."""
-        rows: list[LeadRow] = []
-        after: int | None = None
-        while True:
-            params = {"limit": "500"} | ({"after": str(after)} if after else {})
-            page = await self.api.get("/internal/leads", params=params, headers=self.auth)
-            page.raise_for_status()
-            body = page.json()
-            rows += [LeadRow.from_json(item) for item in body["items"]]
-            if (after := body["next_after"]) is None:
-                break
-        contacts = await self.sandbox.get("/_sandbox/contacts")
-        contacts.raise_for_status()
-        return audit(rows, contacts.json()["results"])
+    async def take_audit(self, *, refusing: bool) -> Audit:
+        """Read every stored lead and every sandbox contact, and compare them.
+
+        `refusing`: whether the sandbox still refuses the mix's rejected emails.
+        """
+        return audit(
+            await read_leads(self.api, token=self.token),
+            await read_contacts(self.running.url),
+            emails=self.leads.distinct_emails,
+            rejected=self.leads.rejected_emails if refusing else frozenset(),
+            accepted_ids=self.report.accepted_ids,
+        )

@@ -9,13 +9,16 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from leadsync.config import RateLimit, Settings
-from leadsync.demo.leads import REJECT_REGEX
+from leadsync.demo.kit import REJECT_REGEX, LeadMix, lead_mix
 from leadsync.sandbox import RunningSandbox, SandboxConfig
 
 DEFAULT_LEADS = 300
 SUBMIT_RATE = 40.0  # leads per second at most: a busy website, slow enough to watch
 # Few forms in flight at once: SQLite has one writer, and a crowd of them only queues.
 SUBMIT_CONCURRENCY = 4
+# The mix: ~6% repeat an earlier email in another casing, ~2% are refused; at least 2 of
+# each, so that even a short run shows both.
+REPEAT_SHARE, REJECT_SHARE, AT_LEAST = 0.06, 0.02, 2
 POLL_SECONDS = 0.25
 SETTLE_TIMEOUT = 45.0
 RESYNC_TIMEOUT = 20.0
@@ -54,6 +57,13 @@ class DemoSettings(Settings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings,)
+
+
+def demo_leads(count: int, *, seed: int) -> LeadMix:
+    """Return the leads the demo submits."""
+    return lead_mix(
+        count, seed=seed, repeat_share=REPEAT_SHARE, reject_share=REJECT_SHARE, at_least=AT_LEAST
+    )
 
 
 def sandbox_config(*, seed: int) -> SandboxConfig:

@@ -12,8 +12,8 @@ import httpx
 from rich.console import Console
 
 from leadsync.demo import view
-from leadsync.demo.audit import DemoReport, judge
-from leadsync.demo.harness import Harness, settled
+from leadsync.demo.harness import Harness
+from leadsync.demo.kit import settled
 from leadsync.demo.options import (
     RESYNC_TIMEOUT,
     SETTLE_TIMEOUT,
@@ -22,6 +22,7 @@ from leadsync.demo.options import (
     DemoError,
     DemoOptions,
 )
+from leadsync.demo.report import DemoReport, judge
 from leadsync.demo.traffic import Traffic
 from leadsync.demo.trouble import chaos
 
@@ -37,7 +38,7 @@ async def run_demo(options: DemoOptions, *, console: Console) -> DemoReport:
         assert report.first is not None
         console.print(view.summary_table(report, final=False))
         await _second_pass(run)
-        report.problems += judge(report, expected_emails=run.leads.distinct_emails)
+        report.problems += judge(report)
         report.seconds = time.monotonic() - run.started
         console.print(view.summary_table(report, final=True))
         console.print(view.verdict(report), highlight=False)
@@ -76,7 +77,7 @@ async def _first_pass(run: Harness) -> None:
             f"queue settled: {counts.get('SYNCED', 0)} SYNCED, {counts.get('FAILED', 0)} FAILED"
         )
         bars.show(counts)
-    run.report.first = await run.take_audit()
+    run.report.first = await run.take_audit(refusing=True)
     run.report.first_traffic = Traffic.now() - run.baseline
 
 
@@ -101,7 +102,7 @@ async def _submit(run: Harness, bars: view.StatusBars) -> None:
             if bars.submitted is not None:
                 bars.advance(bars.submitted)
         if response.status_code == 201:
-            run.report.accepted += 1
+            run.report.accepted_ids.add(int(response.json()["id"]))
         else:
             run.report.problems.append(
                 f"POST /leads #{index} answered {response.status_code}: {response.text[:200]}"
@@ -132,7 +133,7 @@ async def _second_pass(run: Harness) -> None:
         counts = await run.watch(bars, done=settled, within=RESYNC_TIMEOUT)
         run.event(f"{counts.get('SYNCED', 0)} of {sum(counts.values())} leads SYNCED")
         bars.show(counts)
-    run.report.final = await run.take_audit()
+    run.report.final = await run.take_audit(refusing=False)
     run.report.traffic = Traffic.now() - run.baseline
     run.report.faults = dict(run.stats.get("faults", {}))
 

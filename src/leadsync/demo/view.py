@@ -6,13 +6,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, Task, TextColumn
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from leadsync.demo.audit import STATUSES, Audit, DemoReport
-from leadsync.demo.leads import REJECTED_DOMAIN, DemoLeads
+from leadsync.demo.kit import REJECTED_DOMAIN, STATUSES, Audit, LeadMix
 from leadsync.demo.options import (
     DEMO_BUDGET,
     FAULT_5XX,
@@ -21,6 +21,7 @@ from leadsync.demo.options import (
     SANDBOX_LIMIT,
     SUBMIT_RATE,
 )
+from leadsync.demo.report import DemoReport
 from leadsync.demo.traffic import Traffic
 from leadsync.store.tables import SyncStatus
 
@@ -86,7 +87,7 @@ def footer(
     return Group(*(Text.from_markup(line) for line in lines))
 
 
-def intro(console: Console, *, leads: DemoLeads, seed: int, sandbox_url: str, api_url: str) -> None:
+def intro(console: Console, *, leads: LeadMix, seed: int, sandbox_url: str, api_url: str) -> None:
     """Print what is about to run: the sandbox's trouble, leadsync, and the leads."""
     pad = " " * 19
     console.print(
@@ -194,5 +195,6 @@ def verdict(report: DemoReport) -> str:
             f"[bold green]✔ nothing lost, nothing duplicated[/] ({report.seconds:.1f} s): "
             f"{report.accepted} leads →\n  {final.contacts} contacts, one per email, all SYNCED"
         )
-    lines = "\n".join(f"  ✘ {problem}" for problem in report.problems)
+    # Problems quote leads and HubSpot's errors: brackets there are text, not rich markup.
+    lines = "\n".join(f"  ✘ {escape(problem)}" for problem in report.problems)
     return f"[bold red]✘ the demo found problems:[/]\n{lines}"

@@ -1,4 +1,12 @@
-"""The demo's leads: seeded, realistic website form submissions, some repeated or refused."""
+"""The lead mix: seeded, realistic website form submissions, some repeated, some refused.
+
+Every exactly-once scenario submits this mix: the demo, the end-to-end tests and the chaos
+benchmark. A share of the leads repeats an earlier email in another casing (the same person
+sending the form again: it must not make a second contact), and a share uses an address at
+`REJECTED_DOMAIN`, which the sandbox refuses with INVALID_EMAIL when its `reject_emails` rule is
+`REJECT_REGEX` (HubSpot refuses some real addresses the same way: those leads must end FAILED,
+the others SYNCED).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 REJECTED_DOMAIN = "rejected.example"
-# The sandbox refuses these addresses with INVALID_EMAIL until the demo lifts the rule.
+# The sandbox's `reject_emails` rule that refuses them (SandboxConfig, `leadsync sandbox
+# --reject-emails`); lift it (PATCH /_sandbox/config) and they sync.
 REJECT_REGEX = r"@rejected\.example$"
+REPEAT_SHARE = 0.05  # of the leads, by default, repeat an earlier email in another casing
+REJECT_SHARE = 0.02  # of the leads, by default, use an address the rule refuses
 
 _COUNTRIES = ("ES", "PT", "IT", "FR", "DE", "NL")
 _COUNTRY_WEIGHTS = (70, 7, 7, 6, 5, 5)
@@ -95,13 +106,18 @@ _TLDS = {"ES": "es", "PT": "pt", "IT": "it", "FR": "fr", "DE": "de", "NL": "nl"}
 
 
 @dataclass(frozen=True, slots=True)
-class DemoLeads:
-    """What the demo submits: lead bodies in order, and what HubSpot should end up with."""
+class LeadMix:
+    """What a scenario submits: lead bodies in order, and what HubSpot should end up with."""
 
     bodies: list[dict[str, str]]
     distinct_emails: frozenset[str]  # lowercased
-    rejected_emails: frozenset[str]  # lowercased; refused until the rule is lifted
+    rejected_emails: frozenset[str]  # lowercased; refused while REJECT_REGEX is the rule
     repeats: int  # bodies that repeat an earlier email in another casing
+
+    @property
+    def valid_emails(self) -> frozenset[str]:
+        """The emails HubSpot accepts even under the refusing rule: one contact each."""
+        return self.distinct_emails - self.rejected_emails
 
 
 def _ascii(text: str) -> str:
@@ -214,16 +230,32 @@ class _People:
         return body
 
 
-def make_leads(count: int, *, seed: int) -> DemoLeads:
-    """Build `count` lead bodies: ~6% repeat an email in another casing, ~2% are refused."""
+def lead_mix(
+    total: int,
+    *,
+    seed: int,
+    repeat_share: float = REPEAT_SHARE,
+    reject_share: float = REJECT_SHARE,
+    at_least: int = 0,
+) -> LeadMix:
+    """Build `total` lead bodies, the same ones for the same arguments.
+
+    round(total x share) of them repeat an earlier email in another casing (sent later, as a
+    follow-up), and as many use an address at REJECTED_DOMAIN; each kind at least `at_least`
+    when its share is not 0. Every other email is distinct.
+    """
+
+    def share_of(share: float) -> int:
+        return max(at_least, round(total * share)) if share > 0 else 0
+
     rng = random.Random(seed)
-    rejects = max(2, round(count * 0.02))
-    repeats = max(2, round(count * 0.06))
-    fresh = count - rejects - repeats
+    rejects = share_of(reject_share)
+    repeats = share_of(repeat_share)
+    fresh = total - rejects - repeats
     if fresh < 1:
-        raise ValueError(f"need at least {rejects + repeats + 1} leads, got {count}")
+        raise ValueError(f"need at least {rejects + repeats + 1} leads, got {total}")
     # A few colleagues per company; capped so that names stay distinct at any count.
-    people = _People(rng, companies=min(count // 3, 300))
+    people = _People(rng, companies=min(total // 3, 300))
     bodies = [people.body() for _ in range(fresh)]
     bodies += [people.body(domain=REJECTED_DOMAIN) for _ in range(rejects)]
     rng.shuffle(bodies)
@@ -236,4 +268,4 @@ def make_leads(count: int, *, seed: int) -> DemoLeads:
         bodies.insert(rng.randint(index + 1, len(bodies)), again)
     emails = frozenset(body["email"].lower() for body in bodies)
     rejected = frozenset(e for e in emails if e.endswith("@" + REJECTED_DOMAIN))
-    return DemoLeads(bodies, emails, rejected, repeats)
+    return LeadMix(bodies, emails, rejected, repeats)
