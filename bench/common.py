@@ -13,14 +13,21 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from leadsync.config import Settings
 from leadsync.sandbox.server import SandboxProcess, sandbox_in_process
+from leadsync.store import queue
+from leadsync.store.bulk import LeadLoad, load_leads
+from leadsync.store.db import create_engine, create_sessionmaker, transaction
+from leadsync.store.tables import SyncStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -91,63 +98,50 @@ def service_env(database_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
-async def insert_backlog(database_url: str, *, count: int, status: str = "PENDING") -> None:
-    """Insert `count` leads quickly with COPY (unique emails, due now)."""
-    conn = await asyncpg.connect(database_url)
+@contextlib.asynccontextmanager
+async def leads_store(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on the benchmark's database, through leadsync's own store."""
+    engine = create_engine(Settings(database_url=database_url).async_database_url, pool_size=2)
     try:
-        now = dt.datetime.now(dt.UTC)
-        due = now if status == "PENDING" else None
-        # Pre-filled history is stamped long ago so that rate windows ignore it.
-        synced = dt.datetime(2020, 1, 1, tzinfo=dt.UTC) if status == "SYNCED" else None
-        hubspot_id = "1" if status == "SYNCED" else None
-        tag = f"{status.lower()}{os.getpid()}"
-        chunk = 50_000
+        yield create_sessionmaker(engine)
+    finally:
+        await engine.dispose()
+
+
+async def insert_backlog(database_url: str, *, count: int, status: str = "PENDING") -> None:
+    """Insert `count` leads quickly with COPY (unique emails, due now), through the store."""
+    now = dt.datetime.now(dt.UTC)
+    state = SyncStatus(status)
+    synced = state is SyncStatus.SYNCED
+    tag = f"{status.lower()}{os.getpid()}"
+    chunk = 50_000
+    async with leads_store(database_url) as sessions:
         for start in range(0, count, chunk):
-            rows = [
-                (
-                    f"{tag}.{i}@bench.example",
-                    "Bench",
-                    f"Lead {i}",
-                    now,
-                    now,
-                    status,
-                    0,
-                    due,
-                    synced,
-                    hubspot_id,
+            loads = [
+                LeadLoad(
+                    fields={
+                        "email": f"{tag}.{i}@bench.example",
+                        "firstname": "Bench",
+                        "lastname": f"Lead {i}",
+                    },
+                    created_at=now,
+                    status=state,
+                    # Pre-filled history is stamped long ago so that rate windows ignore it.
+                    synced_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC) if synced else None,
+                    hubspot_id="1" if synced else None,
                 )
                 for i in range(start, min(count, start + chunk))
             ]
-            await conn.copy_records_to_table(
-                "leads",
-                records=rows,
-                columns=[
-                    "email",
-                    "firstname",
-                    "lastname",
-                    "created_at",
-                    "updated_at",
-                    "hubspot_sync_status",
-                    "hubspot_sync_attempts",
-                    "hubspot_next_attempt_at",
-                    "hubspot_synced_at",
-                    "hubspot_id",
-                ],
-            )
-        await conn.execute("ANALYZE leads")
-    finally:
-        await conn.close()
+            async with transaction(sessions) as session:
+                await load_leads(session, loads)
+        async with sessions() as session:
+            await session.execute(text("ANALYZE leads"))
 
 
 async def count_status(database_url: str, status: str = "SYNCED") -> int:
     """Count leads in one sync status."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        return int(
-            await conn.fetchval("SELECT count(*) FROM leads WHERE hubspot_sync_status=$1", status)
-        )
-    finally:
-        await conn.close()
+    async with leads_store(database_url) as sessions, sessions() as session:
+        return await queue.count_status(session, SyncStatus(status))
 
 
 async def wait_drained(
@@ -156,17 +150,21 @@ async def wait_drained(
     """Wait until `expected` leads are in `status`, printing progress; return the seconds."""
     started = time.monotonic()
     last_print = 0.0
-    while True:
-        done = await count_status(database_url, status)
-        elapsed = time.monotonic() - started
-        if done >= expected:
-            return elapsed
-        if elapsed - last_print >= 2:
-            log(f"  {label}: {done}/{expected} {status} after {elapsed:.0f} s")
-            last_print = elapsed
-        if elapsed > timeout:
-            raise TimeoutError(f"{label}: only {done}/{expected} {status} after {timeout:.0f} s")
-        await asyncio.sleep(0.1)
+    async with leads_store(database_url) as sessions:
+        while True:
+            async with sessions() as session:
+                done = await queue.count_status(session, SyncStatus(status))
+            elapsed = time.monotonic() - started
+            if done >= expected:
+                return elapsed
+            if elapsed - last_print >= 2:
+                log(f"  {label}: {done}/{expected} {status} after {elapsed:.0f} s")
+                last_print = elapsed
+            if elapsed > timeout:
+                raise TimeoutError(
+                    f"{label}: only {done}/{expected} {status} after {timeout:.0f} s"
+                )
+            await asyncio.sleep(0.1)
 
 
 async def sync_rate(
@@ -177,21 +175,15 @@ async def sync_rate(
     Outcomes are stamped when a batch's response is recorded, so the first batch's leads
     mark the start line and are left out of the count: what remains was synced in between.
     """
-    conn = await asyncpg.connect(database_url)
-    try:
-        row = await conn.fetchrow(
-            "WITH s AS (SELECT hubspot_synced_at AS t FROM leads WHERE hubspot_synced_at "
-            ">= $1) SELECT min(t) AS first, max(t) AS last, count(*) AS synced, "
-            "count(*) FILTER (WHERE t = (SELECT min(t) FROM s)) AS head FROM s",
-            since or dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
+    async with leads_store(database_url) as sessions, sessions() as session:
+        window = await queue.sync_window(
+            session, since=since or dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
         )
-    finally:
-        await conn.close()
-    if row is None or not row["synced"]:
+    if not window.synced or window.first is None or window.last is None:
         raise RuntimeError("no lead was synced")
-    seconds = (row["last"] - row["first"]).total_seconds()
-    rate = (row["synced"] - row["head"]) / seconds if seconds > 0 else float("inf")
-    return rate, seconds, int(row["synced"])
+    seconds = (window.last - window.first).total_seconds()
+    rate = (window.synced - window.head) / seconds if seconds > 0 else float("inf")
+    return rate, seconds, window.synced
 
 
 @contextlib.contextmanager

@@ -573,3 +573,40 @@ async def stats(session: AsyncSession, *, now: dt.datetime) -> QueueStats:
         counts=counts,
         oldest_due_seconds=None if oldest is None else max(0.0, (now - oldest).total_seconds()),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SyncWindow:
+    """The SYNCED outcomes recorded since a moment: the first and last stamps, how many, and how
+    many share the first stamp (the batch that marks the start line)."""
+
+    first: dt.datetime | None
+    last: dt.datetime | None
+    synced: int
+    head: int
+
+
+async def sync_window(session: AsyncSession, *, since: dt.datetime) -> SyncWindow:
+    """Return the SYNCED outcomes stamped at or after `since` (throughput measurements)."""
+    stamped = Lead.hubspot_synced_at >= since
+    first, last, synced = (
+        await session.execute(
+            select(
+                func.min(Lead.hubspot_synced_at), func.max(Lead.hubspot_synced_at), func.count()
+            ).where(stamped)
+        )
+    ).one()
+    head = 0
+    if first is not None:
+        head = (
+            await session.execute(select(func.count()).where(Lead.hubspot_synced_at == first))
+        ).scalar_one()
+    return SyncWindow(first=first, last=last, synced=int(synced), head=int(head))
+
+
+async def count_status(session: AsyncSession, status: SyncStatus) -> int:
+    """Return how many leads are in one sync status (uses the status index)."""
+    result = await session.execute(
+        select(func.count()).where(Lead.hubspot_sync_status == status.value)
+    )
+    return int(result.scalar_one())
