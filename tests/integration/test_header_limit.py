@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 from leadsync.config import Settings
 from leadsync.sandbox.server import bind_socket
 from leadsync.web.headers import head_size
-from tests.conftest import ClientFactory
+from tests.helpers import ClientFactory
 
 TOO_LARGE = {"detail": "request headers larger than 16384 bytes", "errors": []}
 

@@ -35,8 +35,7 @@ from leadsync.hubspot.client import HubSpotClient
 from leadsync.hubspot.models import UpsertInput
 from leadsync.logging import REDACTED, configure_logging
 from leadsync.runtime import start_in_app
-from tests.conftest import ClientFactory
-from tests.helpers import wait_for
+from tests.helpers import ClientFactory, wait_for
 
 BASE_URL = "https://hubspot.test"
 CONTACTS = "/crm/v3/objects/contacts"

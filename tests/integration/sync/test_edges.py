@@ -33,8 +33,9 @@ from leadsync.store import queue
 from leadsync.store.db import transaction, utcnow
 from leadsync.store.tables import Lead
 from tests.helpers import wait_for
-from tests.integration.sync.conftest import FakeClock, fetch, insert_lead
-from tests.integration.sync.support import new_lead, sandbox_worker, status_of
+from tests.helpers.clock import FakeClock
+from tests.helpers.leads import failed_columns, fetch, insert_lead
+from tests.helpers.worker import new_lead, sandbox_worker, status_of
 
 MODES = pytest.mark.parametrize("mode", ["batch", "single"])
 YEAR = "31536000"
@@ -66,15 +67,7 @@ def rate_limited(retry_after: str, policy: str = "TEN_SECONDLY_ROLLING") -> dict
 async def set_failed(sessions: Any, lead_id: int, status: int = 503) -> None:
     async with transaction(sessions) as session:
         await session.execute(
-            update(Lead)
-            .where(Lead.id == lead_id)
-            .values(
-                hubspot_sync_status="FAILED",
-                hubspot_sync_attempts=10,
-                hubspot_last_http_status=status,
-                hubspot_error=f"HTTP {status}",
-                hubspot_next_attempt_at=None,
-            )
+            update(Lead).where(Lead.id == lead_id).values(**failed_columns(status))
         )
 
 

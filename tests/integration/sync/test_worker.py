@@ -20,8 +20,8 @@ from leadsync.sandbox.server import RunningSandbox
 from leadsync.store.db import create_engine, create_sessionmaker, transaction, utcnow
 from leadsync.store.tables import HubSpotGate, Lead
 from tests.helpers import wait_for
-from tests.integration.sync.conftest import fetch, fetch_all, insert_leads, lead_row
-from tests.integration.sync.support import in_progress, new_lead, running_worker, status_of
+from tests.helpers.leads import failed_row, fetch, fetch_all, insert_leads, lead_row
+from tests.helpers.worker import in_progress, new_lead, running_worker, status_of
 
 CONTACTS = "/crm/v3/objects/contacts"
 QUIET = 60.0  # a poll interval no test waits for: anything faster is a wake-up
@@ -437,26 +437,15 @@ async def test_reconcile_requeues_old_transient_failures_only(settings_factory, 
     now = utcnow()
     old, recent = now - dt.timedelta(hours=2), now - dt.timedelta(minutes=5)
 
-    def failed(i: int, status: int | None, at: dt.datetime) -> dict[str, Any]:
-        return lead_row(
-            i,
-            hubspot_sync_status="FAILED",
-            hubspot_sync_attempts=10,
-            hubspot_last_http_status=status,
-            hubspot_error=f"HTTP {status}",
-            last_hubspot_attempt_at=at,
-            hubspot_next_attempt_at=None,
-        )
-
     ids = await insert_leads(
         sessions,
         [
-            failed(0, 503, old),
-            failed(1, None, old),  # a timeout: no status at all
-            failed(2, 429, old),
-            failed(3, 400, old),
-            failed(4, 404, old),
-            failed(5, 503, recent),
+            failed_row(0, status=503, attempted_at=old),
+            failed_row(1, status=None, attempted_at=old),  # a timeout: no status at all
+            failed_row(2, status=429, attempted_at=old),
+            failed_row(3, status=400, attempted_at=old),
+            failed_row(4, status=404, attempted_at=old),
+            failed_row(5, status=503, attempted_at=recent),
             lead_row(
                 6,
                 hubspot_sync_status="IN_PROGRESS",
@@ -486,19 +475,9 @@ async def test_reconcile_requeues_old_transient_failures_only(settings_factory, 
 async def test_running_worker_reconciles_and_syncs_a_transient_failure(
     settings_factory, sessions
 ) -> None:
+    five_seconds_ago = utcnow() - dt.timedelta(seconds=5)
     (lead_id,) = await insert_leads(
-        sessions,
-        [
-            lead_row(
-                0,
-                hubspot_sync_status="FAILED",
-                hubspot_sync_attempts=10,
-                hubspot_last_http_status=503,
-                hubspot_error="HTTP 503",
-                last_hubspot_attempt_at=utcnow() - dt.timedelta(seconds=5),
-                hubspot_next_attempt_at=None,
-            )
-        ],
+        sessions, [failed_row(0, status=503, attempted_at=five_seconds_ago)]
     )
     settings = settings_factory(reconcile_after_seconds=1, reconcile_interval_seconds=0.1)
     async with (
