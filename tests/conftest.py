@@ -36,6 +36,8 @@ Settings and the app
 
 ``repo_root``
     The repository root, for tests that read README.md, docs/ or the lock files.
+``restore_logging``
+    Puts the loggers and structlog back as they were after a test that configures logging.
 
 Isolation
 ---------
@@ -50,7 +52,7 @@ with a deadline; never ``sleep`` over a race.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -66,6 +68,7 @@ from leadsync.config import Settings, env_name
 from leadsync.store import migrations
 from leadsync.store.db import create_engine, create_sessionmaker
 from tests.helpers.app import INTERNAL_TOKEN, ClientFactory
+from tests.helpers.logs import saved_logging
 from tests.helpers.postgres import PG_ENV, in_ci, postgres_url, require_postgres, reset_postgres
 
 # in_ci stays importable from here for tests/integration/test_ops_files.py (tests.helpers.postgres).
@@ -199,3 +202,10 @@ async def app_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 def repo_root() -> Path:
     """Return the repository root (for tests reading README.md, docs/ or lock files)."""
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Put the loggers and structlog back as they were once the test is over."""
+    with saved_logging():
+        yield

@@ -5,6 +5,7 @@
 ``postgres``  the test PostgreSQL database (``LEADSYNC_TEST_DATABASE_URL``), ``in_ci()``
 ``leads``     lead rows: ``lead_row``, ``failed_row``, insert and read them
 ``clock``     ``FakeClock``: the sandbox's ``ManualClock``, read as a UTC datetime too
+``logs``      ``saved_logging()``: what the ``restore_logging`` fixture puts back
 ``worker``    run a ``Worker`` for a block, submit leads, wait for a lead's status
 
 The most used names are importable from ``tests.helpers`` itself.

@@ -16,7 +16,7 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,6 @@ from typing import Any
 import httpx
 import pytest
 import respx
-import structlog
 from prometheus_client import generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -208,19 +207,6 @@ class FaultyHubSpot:
         return httpx.Response(200, json=body, headers=RATE_HEADERS)
 
 
-@pytest.fixture
-def _restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    levels = {name: logging.getLogger(name).level for name in ("httpx", "httpcore")}
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    for name, old in levels.items():
-        logging.getLogger(name).setLevel(old)
-    structlog.reset_defaults()
-
-
 def write_token(path: Path, token: str) -> None:
     """Replace the token file atomically, as the runbook says to."""
     tmp = path.with_suffix(".new")
@@ -228,7 +214,7 @@ def write_token(path: Path, token: str) -> None:
     os.replace(tmp, path)
 
 
-@pytest.mark.usefixtures("_restore_logging")
+@pytest.mark.usefixtures("restore_logging")
 @pytest.mark.parametrize("mode", ["batch", "single"])
 @pytest.mark.parametrize("log_format", ["json", "console"])
 async def test_no_secret_reaches_logs_metrics_database_or_api(
