@@ -36,6 +36,14 @@ Settings and the app
 
 ``repo_root``
     The repository root, for tests that read README.md, docs/ or the lock files.
+
+HubSpot and logging
+-------------------
+``hubspot``
+    A ``tests.helpers.hubspot.SandboxHubSpot``: the HubSpot sandbox over real HTTP (one
+    uvicorn thread on a free loopback port for the session, ``running_sandbox``), with its
+    default config, no contacts and nothing injected; programmed through its control API.
+    The tests' one HubSpot stand-in (docs/sandbox.md).
 ``restore_logging``
     Puts the loggers and structlog back as they were after a test that configures logging.
 
@@ -65,9 +73,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from leadsync.app import BackgroundStarter, create_app
 from leadsync.config import Settings, env_name
+from leadsync.sandbox import RunningSandbox, sandbox_in_thread
 from leadsync.store import migrations
 from leadsync.store.db import create_engine, create_sessionmaker
 from tests.helpers.app import INTERNAL_TOKEN, ClientFactory
+from tests.helpers.hubspot import SandboxHubSpot
 from tests.helpers.logs import saved_logging
 from tests.helpers.postgres import PG_ENV, in_ci, postgres_url, require_postgres, reset_postgres
 
@@ -209,3 +219,16 @@ def restore_logging() -> Iterator[None]:
     """Put the loggers and structlog back as they were once the test is over."""
     with saved_logging():
         yield
+
+
+@pytest.fixture(scope="session")
+def running_sandbox() -> Iterator[RunningSandbox]:
+    """Serve one HubSpot sandbox over HTTP for the whole session (a uvicorn thread)."""
+    with sandbox_in_thread() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def hubspot(running_sandbox: RunningSandbox) -> SandboxHubSpot:
+    """Return the session's sandbox reset for this test: default config, nothing stored."""
+    return SandboxHubSpot.fresh(running_sandbox)

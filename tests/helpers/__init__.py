@@ -6,6 +6,8 @@
 ``leads``     lead rows: ``lead_row``, ``failed_row``, insert and read them
 ``clock``     ``FakeClock``: the sandbox's ``ManualClock``, read as a UTC datetime too
 ``logs``      ``saved_logging()``: what the ``restore_logging`` fixture puts back
+``hubspot``   ``SandboxHubSpot`` (the sandbox through its control API), ``RecordingTransport``
+              (what a client sent), ``Observed``, HubSpot's error bodies
 ``worker``    run a ``Worker`` for a block, submit leads, wait for a lead's status
 
 The most used names are importable from ``tests.helpers`` itself.
