@@ -1,4 +1,4 @@
-"""Fixtures of the sync engine's database tests: a hand-moved clock and the HubSpot sandbox.
+"""Fixtures of the sync engine's database tests: a hand-moved clock and a HubSpot sandbox.
 
 Lead rows, the clock class and the worker helpers are in tests/helpers/ (leads.py, clock.py,
 worker.py).
@@ -17,6 +17,7 @@ from leadsync.sandbox.server import RunningSandbox, sandbox_in_loop
 from leadsync.sandbox.settings import SandboxConfig
 from leadsync.store.db import utcnow
 from tests.helpers.clock import FakeClock
+from tests.helpers.hubspot import SandboxHubSpot
 
 
 @pytest.fixture
@@ -30,6 +31,16 @@ async def sandbox() -> AsyncIterator[RunningSandbox]:
     """The HubSpot sandbox over real HTTP, in this test's event loop."""
     async with sandbox_in_loop(config=SandboxConfig(seed=1)) as running:
         yield running
+
+
+@pytest.fixture
+def hubspot(sandbox: RunningSandbox) -> SandboxHubSpot:
+    """`sandbox` through its control API (tests.helpers.hubspot).
+
+    Here it overrides the session-wide sandbox of tests/conftest.py: a worker test may leave
+    a delayed write behind, and its own sandbox stops with it.
+    """
+    return SandboxHubSpot(sandbox)
 
 
 @pytest.fixture
