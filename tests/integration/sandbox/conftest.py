@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -137,16 +136,3 @@ def control(sandbox: RunningSandbox) -> Iterator[httpx.Client]:
     """A client for the unauthenticated control API."""
     with httpx.Client(base_url=sandbox.url + "/_sandbox", timeout=10) as http:
         yield http
-
-
-def wait_until(condition: Callable[[], bool], *, timeout: float = 5.0) -> None:
-    """Wait for `condition` to hold, failing after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.005)
-
-
-@pytest.fixture
-def waiter() -> Callable[..., None]:
-    return wait_until
