@@ -9,6 +9,7 @@
 ``hubspot``   ``SandboxHubSpot`` (the sandbox through its control API), ``RecordingTransport``
               (what a client sent), ``Observed``, HubSpot's error bodies
 ``worker``    run a ``Worker`` for a block, submit leads, wait for a lead's status
+``openapi``   ``SpecChecker``: sandbox answers against HubSpot's published OpenAPI spec
 
 The most used names are importable from ``tests.helpers`` itself.
 """
