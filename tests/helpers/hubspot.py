@@ -136,10 +136,11 @@ class SandboxHubSpot:
         """Change the sandbox's config (`PATCH /_sandbox/config`) and return it."""
         return await self.control("PATCH", "/config", changes)
 
-    async def requests(self) -> list[dict[str, Any]]:
-        """Return the request log (`GET /_sandbox/requests`), oldest first."""
+    async def requests(self, endpoint: str | None = None) -> list[dict[str, Any]]:
+        """Return the request log (`GET /_sandbox/requests`), oldest first; `endpoint` keeps
+        only that endpoint's requests (`batch_upsert`, `create`...)."""
         logged: list[dict[str, Any]] = (await self.control("GET", "/requests"))["requests"]
-        return logged
+        return [entry for entry in logged if endpoint in (None, entry["endpoint"])]
 
     async def stats(self) -> dict[str, Any]:
         """Return the sandbox's counters (`GET /_sandbox/stats`)."""

@@ -226,7 +226,7 @@ async def test_rate_limit_pauses_without_using_an_attempt(
         )
         lead = await wait_for(status_of(sessions, lead_id), timeout=10)
         state = await worker.gate.state()
-    calls = await upserts(hubspot)
+    calls = await hubspot.requests("batch_upsert")
     assert [call["status"] for call in calls] == [429, 200]
     assert calls[1]["at"] - calls[0]["at"] >= 0.39  # the whole worker honoured Retry-After
     assert lead.hubspot_sync_attempts == 1
@@ -317,7 +317,7 @@ async def test_two_workers_drain_a_backlog_sending_each_lead_once(
             return all(lead.hubspot_sync_status == "SYNCED" for lead in leads.values())
 
         await wait_for(all_synced, timeout=20)
-    sent = [call["emails"] for call in await upserts(hubspot)]
+    sent = [call["emails"] for call in await hubspot.requests("batch_upsert")]
     every = sorted(email for batch in sent for email in batch)
     assert every == sorted(f"lead{i}@example.com" for i in range(250))  # each lead sent once
     assert max(len(batch) for batch in sent) <= 100
@@ -331,16 +331,11 @@ async def test_two_workers_drain_a_backlog_sending_each_lead_once(
 # --- stopping -------------------------------------------------------------------------
 
 
-async def upserts(hubspot: SandboxHubSpot) -> list[dict[str, Any]]:
-    """The batch upserts the sandbox received, oldest first."""
-    return [call for call in await hubspot.requests() if call["endpoint"] == "batch_upsert"]
-
-
 def upsert_in_flight(hubspot: SandboxHubSpot) -> Callable[[], Awaitable[bool]]:
     """A wait_for check: a batch upsert has reached the sandbox and is not answered yet."""
 
     async def check() -> bool:
-        return any(call["done_at"] is None for call in await upserts(hubspot))
+        return any(call["done_at"] is None for call in await hubspot.requests("batch_upsert"))
 
     return check
 
@@ -361,7 +356,7 @@ async def test_stop_lets_an_in_flight_batch_finish(
             await worker.stop()
             await stack.aclose()  # returns only once the worker has drained
         leads = await fetch_all(sessions)
-    (call,) = await upserts(hubspot)
+    (call,) = await hubspot.requests("batch_upsert")
     assert call["done_at"] > stopped_at  # the drain waited for an answer sent after the stop
     assert await in_progress(sessions) == 0
     assert [leads[i].hubspot_sync_status for i in ids] == ["SYNCED"] * 3
