@@ -37,66 +37,52 @@ Settings and the app
 ``repo_root``
     The repository root, for tests that read README.md, docs/ or the lock files.
 
+HubSpot and logging
+-------------------
+``hubspot``
+    A ``tests.helpers.hubspot.SandboxHubSpot``: the HubSpot sandbox over real HTTP (one
+    uvicorn thread on a free loopback port for the session, ``running_sandbox``), with its
+    default config, no contacts and nothing injected; programmed through its control API.
+    The tests' one HubSpot stand-in (docs/sandbox.md).
+``restore_logging``
+    Puts the loggers and structlog back as they were after a test that configures logging.
+
 Isolation
 ---------
 An autouse fixture removes every environment variable that ``Settings`` reads
 (``DATABASE_URL``, ``HUBSPOT_*``, ``LEADSYNC_*``) so a developer's shell cannot change a
 test's outcome; tests that need one set it with ``monkeypatch.setenv``.
 
-Helpers (``tests/helpers.py``): ``wait_for(predicate, *, timeout=10.0, interval=0.02)``
-awaits a sync or async condition with a deadline; never ``sleep`` over a race.
+Helpers live in ``tests/helpers/`` (its ``__init__`` lists them), never in a conftest.py:
+``wait_for(predicate, *, timeout=10.0, interval=0.02)`` awaits a sync or async condition
+with a deadline; never ``sleep`` over a race.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import make_url, text
+from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from leadsync.app import BackgroundStarter, create_app
-from leadsync.config import Settings, async_database_url, env_name
+from leadsync.config import Settings, env_name
+from leadsync.sandbox import RunningSandbox, sandbox_in_thread
 from leadsync.store import migrations
 from leadsync.store.db import create_engine, create_sessionmaker
-from tests.helpers import INTERNAL_TOKEN
+from tests.helpers.app import INTERNAL_TOKEN, ClientFactory
+from tests.helpers.hubspot import SandboxHubSpot
+from tests.helpers.logs import saved_logging
+from tests.helpers.postgres import PG_ENV, in_ci, postgres_url, require_postgres, reset_postgres
 
-PG_ENV = "LEADSYNC_TEST_DATABASE_URL"
-PG_MISSING = (
-    f"PostgreSQL cases need a database: set {PG_ENV}="
-    "postgresql://postgres@127.0.0.1:5432/leadsync_test (see README.md)"
-)
-
-ClientFactory = Callable[..., AbstractAsyncContextManager[tuple[FastAPI, httpx.AsyncClient]]]
-
-# URLs already migrated in this session (PostgreSQL is migrated once, then truncated per test).
-_PG_MIGRATED: set[str] = set()
-
-
-def in_ci() -> bool:
-    """Return whether we run under CI, where a skipped PostgreSQL case is a failure."""
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-
-
-def postgres_url() -> str | None:
-    """Return the async URL of the test PostgreSQL database, or None when not configured."""
-    raw = os.environ.get(PG_ENV, "").strip()
-    return async_database_url(raw) if raw else None
-
-
-def _require_postgres() -> str:
-    url = postgres_url()
-    if url is None:
-        if in_ci():
-            pytest.fail(f"CI=true but {PG_ENV} is not set: {PG_MISSING}", pytrace=False)
-        pytest.skip(PG_MISSING)
-    return url
+# in_ci stays importable from here for tests/integration/test_ops_files.py (tests.helpers.postgres).
+__all__ = ["in_ci"]
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -119,7 +105,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def _postgres_marker(request: pytest.FixtureRequest) -> None:
     if request.node.get_closest_marker("postgres") is not None:
-        _require_postgres()
+        require_postgres()
 
 
 @pytest.fixture(
@@ -132,29 +118,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Return an async database URL: a fresh SQLite file, or the test PostgreSQL database."""
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'leadsync.db'}"
-    return _require_postgres()
-
-
-async def _reset_postgres(engine: AsyncEngine, url: str) -> None:
-    head = migrations.head_revision()
-    if url not in _PG_MIGRATED:
-        try:
-            await migrations.downgrade(engine, revision="base")
-        except Exception:  # a schema from another branch: revisions this code does not know
-            async with engine.begin() as conn:
-                await conn.execute(text("DROP SCHEMA public CASCADE"))
-                await conn.execute(text("CREATE SCHEMA public"))
-        await migrations.upgrade(engine)
-        _PG_MIGRATED.add(url)
-    elif await migrations.schema_revision(engine) != head:
-        await migrations.upgrade(engine)  # a test downgraded the schema and did not restore it
-    async with engine.begin() as conn:
-        # A connection some earlier test leaked inside a transaction would make TRUNCATE wait
-        # forever; fail clearly instead.
-        await conn.execute(text("SET LOCAL lock_timeout = '20s'"))
-        await conn.execute(text("TRUNCATE leads RESTART IDENTITY CASCADE"))
-        await conn.execute(text("DELETE FROM hubspot_gate"))
-        await conn.execute(text("INSERT INTO hubspot_gate (name) VALUES ('hubspot')"))
+    return require_postgres()
 
 
 @pytest.fixture
@@ -163,7 +127,7 @@ async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
     eng = create_engine(db_url)
     try:
         if eng.dialect.name == "postgresql":
-            await _reset_postgres(eng, db_url)
+            await reset_postgres(eng, db_url)
         else:
             await migrations.upgrade(eng)
         yield eng
@@ -248,3 +212,23 @@ async def app_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 def repo_root() -> Path:
     """Return the repository root (for tests reading README.md, docs/ or lock files)."""
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Put the loggers and structlog back as they were once the test is over."""
+    with saved_logging():
+        yield
+
+
+@pytest.fixture(scope="session")
+def running_sandbox() -> Iterator[RunningSandbox]:
+    """Serve one HubSpot sandbox over HTTP for the whole session (a uvicorn thread)."""
+    with sandbox_in_thread() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def hubspot(running_sandbox: RunningSandbox) -> SandboxHubSpot:
+    """Return the session's sandbox reset for this test: default config, nothing stored."""
+    return SandboxHubSpot.fresh(running_sandbox)

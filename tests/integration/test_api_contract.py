@@ -18,8 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from leadsync.config import Settings
-from tests.conftest import ClientFactory
-from tests.helpers import INTERNAL_HEADERS
+from tests.helpers import INTERNAL_HEADERS, ClientFactory
 
 JSON = {"Content-Type": "application/json"}
 OPERATION_IDS = {

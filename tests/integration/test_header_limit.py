@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 from leadsync.config import Settings
 from leadsync.sandbox.server import bind_socket
 from leadsync.web.headers import head_size
-from tests.conftest import ClientFactory
+from tests.helpers import ClientFactory, wait_for
 
 TOO_LARGE = {"detail": "request headers larger than 16384 bytes", "errors": []}
 
@@ -94,8 +94,7 @@ async def bounded_server() -> AsyncIterator[tuple[int, _Recorder]]:
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
+    await wait_for(lambda: server.started)
     try:
         yield sock.getsockname()[1], app
     finally:

@@ -18,8 +18,7 @@ from leadsync.config import Settings
 from leadsync.store import migrations
 from leadsync.store.db import create_sessionmaker
 from leadsync.store.tables import Lead
-from tests.conftest import ClientFactory
-from tests.helpers import INTERNAL_HEADERS, wait_for
+from tests.helpers import INTERNAL_HEADERS, ClientFactory, wait_for
 
 LEAD = {
     "email": "  Ana.Garcia@Example.COM ",

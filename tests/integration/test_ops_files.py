@@ -38,7 +38,7 @@ from typer.testing import CliRunner
 from leadsync import cli
 from leadsync.app import create_app
 from leadsync.config import Settings
-from tests.conftest import in_ci
+from tests.helpers.postgres import in_ci
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "ops" / "grafana" / "leadsync-dashboard.json"

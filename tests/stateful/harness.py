@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import math
 import random
 import time
 from collections import Counter
@@ -500,33 +501,41 @@ class SyncSystem:
             await self.control.delete("/input-errors")
         ex.note("settle: injections and input errors cleared")
         started = time.monotonic()
-        deadline = started + self.knobs.settle_bound
-        while True:
-            await self.lift_daily_pause()
-            failed = await self._leads(status="FAILED")
-            self._classify_failed(failed)
-            # A valid lead may fail for good in the meantime (its last attempt, a permanent
-            # input error still pending): an operator resyncs it, and so does the test.
-            retry = [lead for lead in failed if lead.email not in REFUSED]
-            if retry:
-                async with transaction(self.sessions) as session:
-                    count = await queue.requeue_failed(
-                        session, now=utcnow(), lead_ids=[lead.id for lead in retry]
-                    )
-                self._account_requeued(retry, count)
-                for running in self.workers:
-                    running.worker.wake()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                ex.settle_seconds = time.monotonic() - started
-                return False
-            try:
-                await wait_for(self._settled, timeout=min(0.5, remaining), interval=0.05)  # type: ignore[arg-type]
-            except WaitTimeout:
-                continue
+        nudged_at = -math.inf
+
+        async def settled() -> bool:
+            # Every half second, do what an operator would; in between, only look.
+            nonlocal nudged_at
+            if time.monotonic() - nudged_at >= 0.5:
+                nudged_at = time.monotonic()
+                await self._nudge()
+            return await self._settled()
+
+        try:
+            await wait_for(settled, timeout=self.knobs.settle_bound, interval=0.05)
+        except WaitTimeout:
             ex.settle_seconds = time.monotonic() - started
-            ex.note(f"settled in {ex.settle_seconds:.2f}s")
-            return True
+            return False
+        ex.settle_seconds = time.monotonic() - started
+        ex.note(f"settled in {ex.settle_seconds:.2f}s")
+        return True
+
+    async def _nudge(self) -> None:
+        """Play midnight for a DAILY pause, and resync the valid leads that failed for good."""
+        await self.lift_daily_pause()
+        failed = await self._leads(status="FAILED")
+        self._classify_failed(failed)
+        # A valid lead may fail for good in the meantime (its last attempt, a permanent
+        # input error still pending): an operator resyncs it, and so does the test.
+        retry = [lead for lead in failed if lead.email not in REFUSED]
+        if retry:
+            async with transaction(self.sessions) as session:
+                count = await queue.requeue_failed(
+                    session, now=utcnow(), lead_ids=[lead.id for lead in retry]
+                )
+            self._account_requeued(retry, count)
+            for running in self.workers:
+                running.worker.wake()
 
     async def _settled(self) -> bool:
         leads = await self._leads()

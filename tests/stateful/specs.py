@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from hypothesis import strategies as st
 
+from tests.helpers.hubspot import error_body, rate_limit_body
+
 # The people who fill in the form. Few of them, so that the same person returns often; the
 # last one HubSpot refuses (the sandbox's reject_emails matches it), as it refuses an email
 # it considers invalid although our API accepted it.
@@ -160,10 +162,10 @@ class FaultSpec:
         if self.retry_after is not None:
             headers["Retry-After"] = retry_after_header(self.retry_after)
         if self.kind == "5xx":
-            body |= {"status": self.status, "json": _error("INTERNAL_ERROR", "injected 5xx")}
+            body |= {"status": self.status, "json": error_body("injected 5xx", "INTERNAL_ERROR")}
         elif self.kind in ("429", "daily"):
             policy = "DAILY" if self.kind == "daily" else "TEN_SECONDLY_ROLLING"
-            body |= {"status": 429, "json": _rate_limited(policy)}
+            body |= {"status": 429, "json": rate_limit_body(policy, category="RATE_LIMITS")}
         elif self.kind == "bad-2xx":
             body |= {"status": 200, "content": "<html>OK</html>"}
             headers["Content-Type"] = "text/html"
@@ -188,26 +190,6 @@ class FaultSpec:
         if self.endpoints is not None:
             parts.append(f"endpoints={list(self.endpoints)}")
         return f"Fault({', '.join(parts)})"
-
-
-def _error(category: str, message: str) -> dict[str, Any]:
-    return {
-        "status": "error",
-        "message": message,
-        "correlationId": "00000000-0000-0000-0000-000000000000",
-        "category": category,
-    }
-
-
-def _rate_limited(policy: str) -> dict[str, Any]:
-    return {
-        "status": "error",
-        "message": f"You have reached your {policy.lower()} limit.",
-        "errorType": "RATE_LIMIT",
-        "correlationId": "00000000-0000-0000-0000-000000000000",
-        "policyName": policy,
-        "category": "RATE_LIMITS",
-    }
 
 
 _ENDPOINT_CHOICES: tuple[tuple[str, ...] | None, ...] = (

@@ -59,7 +59,7 @@ from hypothesis.stateful import (
 
 from leadsync.config import Settings
 from leadsync.sandbox import RunningSandbox
-from tests.conftest import ClientFactory
+from tests.helpers import ClientFactory
 from tests.stateful.harness import Knobs, SyncSystem
 from tests.stateful.specs import (
     FaultSpec,

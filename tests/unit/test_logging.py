@@ -5,11 +5,9 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
 from urllib.parse import quote
 
 import pytest
-import structlog
 
 from leadsync.logging import REDACTED, SecretRedactor, configure_logging, get_logger
 from leadsync.redact import scrub
@@ -18,14 +16,7 @@ SECRET = "pat-na1-0123456789abcdef"
 OTHER = "internal-token-abcdef0123"
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    structlog.reset_defaults()
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 @pytest.fixture(params=["console", "json"])

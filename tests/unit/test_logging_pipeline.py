@@ -12,12 +12,10 @@ import json
 import logging
 import logging.config
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 from uvicorn.config import LOGGING_CONFIG
 
 from leadsync.logging import REDACTED, configure_logging, get_logger
@@ -32,16 +30,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "leadsync"
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in UVICORN_LOGGERS)]
-    saved = [(lg, lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
-    yield
-    for logger, handlers, level, propagate in saved:
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-        logger.propagate = propagate
-    structlog.reset_defaults()
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 @pytest.fixture(params=["console", "json"])

@@ -1,75 +1,21 @@
 """One sandbox over real HTTP for the module's tests, reset before each; every CRM answer
-is checked against HubSpot's published OpenAPI spec as it arrives."""
+is checked against HubSpot's published OpenAPI spec (tests/data/hubspot/) as it arrives."""
 
 from __future__ import annotations
 
-import json
-import re
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from openapi_schema_validator import OAS30Validator
+from tests.helpers.openapi import SpecChecker, load_spec
 
 from leadsync.sandbox import ManualClock, RunningSandbox, SandboxConfig, sandbox_in_thread
-
-SPEC_PATH = Path("/work/shared/hubspot/contacts-v3.openapi.json")
-CONTACTS = "/crm/v3/objects/contacts"
-
-
-class SpecChecker:
-    """Validates a sandbox response body against the schema the spec gives its status."""
-
-    def __init__(self, spec: dict[str, Any]) -> None:
-        self.spec = spec
-        self._templates = [
-            (re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", path) + "$"), path)
-            for path in sorted(spec["paths"], key=lambda p: p.count("{"))
-        ]
-        self._validators: dict[str, Any] = {}
-        self.checked: list[tuple[str, str, int]] = []
-
-    def schema_ref(self, method: str, path: str, status: int) -> str:
-        """Return the $ref of the schema for this operation and status ('default' if unlisted)."""
-        template = next(t for rx, t in self._templates if rx.match(path))
-        responses = self.spec["paths"][template][method.lower()]["responses"]
-        response = responses.get(str(status)) or responses["default"]
-        if "$ref" in response:
-            name = response["$ref"].rsplit("/", 1)[-1]
-            response = self.spec["components"]["responses"][name]
-        content = response["content"]
-        media = content.get("application/json") or content["*/*"]
-        ref: str = media["schema"]["$ref"]
-        return ref
-
-    def validate(self, method: str, path: str, status: int, body: Any) -> None:
-        """Raise if `body` does not match the spec's schema for the answer."""
-        ref = self.schema_ref(method, path, status)
-        validator = self._validators.get(ref)
-        if validator is None:
-            schema = {"$ref": ref, "components": self.spec["components"]}
-            validator = OAS30Validator(schema, format_checker=OAS30Validator.FORMAT_CHECKER)
-            self._validators[ref] = validator
-        problems = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(body)]
-        assert not problems, f"{method} {path} -> {status} breaks {ref}: {problems}\n{body}"
-        self.checked.append((method, path, status))
-
-    def hook(self, response: httpx.Response) -> None:
-        """An httpx response hook checking every CRM answer."""
-        path = response.request.url.path
-        if not path.startswith("/crm/"):
-            return
-        response.read()
-        assert response.headers["content-type"].startswith("application/json")
-        self.validate(response.request.method, path, response.status_code, response.json())
 
 
 @pytest.fixture(scope="session")
 def spec_checker() -> SpecChecker:
-    return SpecChecker(json.loads(SPEC_PATH.read_text()))
+    return SpecChecker(load_spec())
 
 
 @pytest.fixture(scope="session")
@@ -104,15 +50,9 @@ def configure(sandbox: RunningSandbox) -> Callable[..., SandboxConfig]:
     return apply
 
 
-def make_client(url: str, token: str | None, checker: SpecChecker, **kwargs: Any) -> httpx.Client:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    hooks = {"response": [checker.hook]}
-    return httpx.Client(base_url=url, headers=headers, event_hooks=hooks, **kwargs)
-
-
 @pytest.fixture
 def client(sandbox: RunningSandbox, spec_checker: SpecChecker) -> Iterator[httpx.Client]:
-    with make_client(sandbox.url, sandbox.token, spec_checker, timeout=10) as http:
+    with spec_checker.client(sandbox.url, sandbox.token, timeout=10) as http:
         yield http
 
 
@@ -124,7 +64,7 @@ def client_for(
     made: list[httpx.Client] = []
 
     def build(token: str | None, **kwargs: Any) -> httpx.Client:
-        made.append(make_client(sandbox.url, token, spec_checker, **kwargs))
+        made.append(spec_checker.client(sandbox.url, token, **kwargs))
         return made[-1]
 
     yield build
@@ -137,16 +77,3 @@ def control(sandbox: RunningSandbox) -> Iterator[httpx.Client]:
     """A client for the unauthenticated control API."""
     with httpx.Client(base_url=sandbox.url + "/_sandbox", timeout=10) as http:
         yield http
-
-
-def wait_until(condition: Callable[[], bool], *, timeout: float = 5.0) -> None:
-    """Wait for `condition` to hold, failing after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.005)
-
-
-@pytest.fixture
-def waiter() -> Callable[..., None]:
-    return wait_until

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from tests.helpers import wait_for
 
 from leadsync.sandbox import RunningSandbox, SandboxConfig
 
@@ -41,11 +42,10 @@ def test_injected_5xx_keeps_hubspot_envelope_and_headers(
     assert len(sandbox.state.store) == 0
 
 
-def test_hang_outlasts_a_short_client_timeout(
+async def test_hang_outlasts_a_short_client_timeout(
     sandbox: RunningSandbox,
     client_for: Callable[..., httpx.Client],
     configure: Callable[..., SandboxConfig],
-    waiter: Callable[..., None],
 ) -> None:
     configure(fault_timeout=1.0)
     http = client_for(sandbox.token, timeout=0.3)
@@ -53,7 +53,7 @@ def test_hang_outlasts_a_short_client_timeout(
         http.post(C, json={"properties": {"email": "slow@x.com"}})
     assert sandbox.state.stats.faults["timeout"] == 1
     # The sandbox lets go of the request as soon as the client has left.
-    waiter(lambda: sandbox.state.hangs.active == 0)
+    await wait_for(lambda: sandbox.state.hangs.active == 0)
     assert len(sandbox.state.store) == 0
 
 

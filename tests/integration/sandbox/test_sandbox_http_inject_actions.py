@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.helpers import wait_for
 
 from leadsync.sandbox import RunningSandbox
 
@@ -81,11 +82,10 @@ def test_drop_times_applies_each_dropped_write(client: httpx.Client, control: ht
     assert control.get("/stats").json()["requests"]["create"] == {"drop": 2, "201": 1}
 
 
-def test_hang_holds_the_request_unanswered_and_applies_nothing(
+async def test_hang_holds_the_request_unanswered_and_applies_nothing(
     sandbox: RunningSandbox,
     client_for: Callable[..., httpx.Client],
     control: httpx.Client,
-    waiter: Callable[..., None],
 ) -> None:
     control.post("/inject", json={"action": "hang"})
     http = client_for(sandbox.token, timeout=0.3)
@@ -94,7 +94,7 @@ def test_hang_holds_the_request_unanswered_and_applies_nothing(
         http.post(UPSERT, json=upsert("hung@x.com"))
 
     # Held until the client left, then let go.
-    waiter(lambda: logged(control)[0]["done_at"] is not None)
+    await wait_for(lambda: logged(control)[0]["done_at"] is not None)
     [entry] = logged(control)
     assert (entry["status"], entry["emails"]) == ("timeout", ["hung@x.com"])
     # Held about as long as the client waited (it started waiting a moment before `at`).
@@ -115,17 +115,16 @@ def test_hang_seconds_ends_the_hang_with_a_504(client: httpx.Client, control: ht
     assert logged(control)[0]["status"] == 504
 
 
-def test_delay_serves_the_request_late_and_the_write_lands_after_the_delay(
+async def test_delay_serves_the_request_late_and_the_write_lands_after_the_delay(
     sandbox: RunningSandbox,
     client: httpx.Client,
     control: httpx.Client,
-    waiter: Callable[..., None],
 ) -> None:
     control.post("/inject", json={"action": "delay", "delay_ms": 800})
 
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(client.post, C, json=create("late@x.com"))
-        waiter(lambda: in_progress(control, "create"))
+        await wait_for(lambda: in_progress(control, "create"))
         during = emails(control)
         response = pending.result()
 
@@ -138,11 +137,10 @@ def test_delay_serves_the_request_late_and_the_write_lands_after_the_delay(
     assert entry["done_at"] - entry["at"] >= 0.8 - SLACK
 
 
-def test_delay_lands_even_after_the_client_gave_up(
+async def test_delay_lands_even_after_the_client_gave_up(
     sandbox: RunningSandbox,
     client_for: Callable[..., httpx.Client],
     control: httpx.Client,
-    waiter: Callable[..., None],
 ) -> None:
     control.post("/inject", json={"action": "delay", "delay_ms": 400})
     http = client_for(sandbox.token, timeout=0.1)
@@ -150,7 +148,7 @@ def test_delay_lands_even_after_the_client_gave_up(
     with pytest.raises(httpx.ReadTimeout):
         http.post(UPSERT, json=upsert("ghost@x.com"))
 
-    waiter(lambda: emails(control) == ["ghost@x.com"])
+    await wait_for(lambda: emails(control) == ["ghost@x.com"])
 
 
 def test_endpoints_filter_lets_other_requests_pass_in_fifo_order(

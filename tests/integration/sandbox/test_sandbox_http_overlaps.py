@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.helpers import wait_for
 
 from leadsync.sandbox import RunningSandbox
 
@@ -35,11 +36,10 @@ def overlaps(control: httpx.Client) -> tuple[int, list[str]]:
     [("Same@x.com", (1, ["same@x.com"])), ("other@x.com", (0, []))],
     ids=["same-email", "different-emails"],
 )
-def test_a_write_during_a_delayed_write_overlaps_only_for_the_same_email(
+async def test_a_write_during_a_delayed_write_overlaps_only_for_the_same_email(
     sandbox: RunningSandbox,
     client_for: Callable[..., httpx.Client],
     control: httpx.Client,
-    waiter: Callable[..., None],
     second_email: str,
     expected: tuple[int, list[str]],
 ) -> None:
@@ -50,7 +50,7 @@ def test_a_write_during_a_delayed_write_overlaps_only_for_the_same_email(
 
     with ThreadPoolExecutor(1) as pool:
         first = pool.submit(slow.post, UPSERT, json=upsert("same@x.com", "third@x.com"))
-        waiter(lambda: write_in_progress(control))
+        await wait_for(lambda: write_in_progress(control))
         second = fast.post(C, json={"properties": {"email": second_email}})
         assert write_in_progress(control)  # the second really came during the first
         assert first.result().status_code == 200
@@ -64,22 +64,21 @@ def test_a_write_during_a_delayed_write_overlaps_only_for_the_same_email(
     assert overlaps(control) == (0, [])
 
 
-def test_a_hung_write_stays_in_progress_until_its_client_leaves(
+async def test_a_hung_write_stays_in_progress_until_its_client_leaves(
     sandbox: RunningSandbox,
     client_for: Callable[..., httpx.Client],
     control: httpx.Client,
-    waiter: Callable[..., None],
 ) -> None:
     control.post("/inject", json={"action": "hang", "endpoints": ["create"]})
     hung, other = client_for(sandbox.token, timeout=1.0), client_for(sandbox.token, timeout=10)
 
     with ThreadPoolExecutor(1) as pool:
         first = pool.submit(hung.post, C, json={"properties": {"email": "h@x.com"}})
-        waiter(lambda: write_in_progress(control))
+        await wait_for(lambda: write_in_progress(control))
         during = other.post(UPSERT, json=upsert("h@x.com"))
         with pytest.raises(httpx.ReadTimeout):
             first.result()
-    waiter(lambda: not write_in_progress(control))
+    await wait_for(lambda: not write_in_progress(control))
     after = other.post(UPSERT, json=upsert("h@x.com"))
 
     assert (during.status_code, after.status_code) == (200, 200)

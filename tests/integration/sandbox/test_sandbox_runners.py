@@ -7,6 +7,7 @@ import time
 
 import httpx
 import pytest
+from tests.helpers import wait_for
 
 from leadsync.sandbox import SandboxConfig, sandbox_in_loop, sandbox_in_process, sandbox_in_thread
 
@@ -26,7 +27,7 @@ async def test_serve_sandbox_runs_as_a_task_on_the_current_loop() -> None:
         httpx.get(url + "/_sandbox/stats")
 
 
-def test_stop_releases_a_hanging_request_promptly() -> None:
+async def test_stop_releases_a_hanging_request_promptly() -> None:
     with sandbox_in_thread(config=SandboxConfig(fault_timeout=1.0, hang_seconds=60)) as sandbox:
         outcome: list[object] = []
 
@@ -44,10 +45,7 @@ def test_stop_releases_a_hanging_request_promptly() -> None:
 
         caller = threading.Thread(target=call)
         caller.start()
-        deadline = time.monotonic() + 5
-        while sandbox.state.hangs.active == 0:
-            assert time.monotonic() < deadline
-            time.sleep(0.005)
+        await wait_for(lambda: sandbox.state.hangs.active > 0, timeout=5)
         started = time.monotonic()
         sandbox.stop()
         caller.join(timeout=10)

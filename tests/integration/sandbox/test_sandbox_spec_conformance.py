@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from tests.helpers.openapi import SpecChecker
 
 from leadsync.sandbox import SandboxConfig
 
@@ -86,9 +87,9 @@ def test_every_endpoint_and_status_matches_the_spec(
     client: httpx.Client,
     client_for: Callable[..., httpx.Client],
     configure: Callable[..., SandboxConfig],
-    spec_checker: object,
+    spec_checker: SpecChecker,
 ) -> None:
-    checked: list[tuple[str, str, int]] = spec_checker.checked  # type: ignore[attr-defined]
+    checked = spec_checker.checked
     start = len(checked)
     exercise(client, client_for, configure)
     seen: dict[tuple[str, str], set[int]] = {}
@@ -97,8 +98,8 @@ def test_every_endpoint_and_status_matches_the_spec(
     assert seen == EXPECTED
 
 
-def test_the_checker_rejects_a_body_the_spec_forbids(spec_checker: object) -> None:
-    validate = spec_checker.validate  # type: ignore[attr-defined]
+def test_the_checker_rejects_a_body_the_spec_forbids(spec_checker: SpecChecker) -> None:
+    validate = spec_checker.validate
     with pytest.raises(AssertionError, match="category"):
         validate("POST", C, 409, {"status": "error", "message": "x", "correlationId": "x"})
     body = {"id": "1", "properties": {}, "createdAt": "now", "updatedAt": "now", "archived": False}

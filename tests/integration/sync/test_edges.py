@@ -17,24 +17,24 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import update
 
 from leadsync.config import Settings
 from leadsync.engine import gate as gate_module
-from leadsync.engine.gate import PauseReason
+from leadsync.engine.gate import GateState, PauseReason
 from leadsync.engine.worker import Worker
 from leadsync.engine.writer import LeadResult, ResultKind
 from leadsync.hubspot.client import HubSpotClient
-from leadsync.sandbox.inject import InjectedResponse
 from leadsync.sandbox.server import RunningSandbox
 from leadsync.store import queue
 from leadsync.store.db import transaction, utcnow
 from leadsync.store.tables import Lead
 from tests.helpers import wait_for
-from tests.integration.sync.conftest import FakeClock, fetch, insert_lead
-from tests.integration.sync.support import new_lead, sandbox_worker, status_of
+from tests.helpers.clock import FakeClock
+from tests.helpers.hubspot import SandboxHubSpot, error_body, rate_limit_body
+from tests.helpers.leads import failed_columns, fetch, insert_lead
+from tests.helpers.worker import new_lead, sandbox_worker, status_of
 
 MODES = pytest.mark.parametrize("mode", ["batch", "single"])
 YEAR = "31536000"
@@ -46,35 +46,21 @@ def contact_of(sandbox: RunningSandbox, email: str) -> dict[str, str]:
     return found.properties
 
 
-def inject(sandbox: RunningSandbox, status: int, *, times: int = 1, **fields: Any) -> None:
-    sandbox.state.injections.push(
-        InjectedResponse.model_validate({"status": status, "times": times, **fields})
-    )
-
-
 def server_error(retry_after: str | None = None) -> dict[str, Any]:
+    """An injection: HubSpot's 503, with a Retry-After if given."""
     headers = {"Retry-After": retry_after} if retry_after is not None else {}
-    body = {"status": "error", "message": "Service Unavailable", "category": "UNKNOWN"}
-    return {"json": body, "headers": headers}
+    return {"status": 503, "json": error_body("Service Unavailable", "UNKNOWN"), "headers": headers}
 
 
 def rate_limited(retry_after: str, policy: str = "TEN_SECONDLY_ROLLING") -> dict[str, Any]:
-    body = {"status": "error", "message": "You have reached your limit.", "policyName": policy}
-    return {"json": body, "headers": {"Retry-After": retry_after}}
+    """An injection: HubSpot's 429 for `policy`, with a Retry-After."""
+    return {"status": 429, "json": rate_limit_body(policy), "headers": {"Retry-After": retry_after}}
 
 
 async def set_failed(sessions: Any, lead_id: int, status: int = 503) -> None:
     async with transaction(sessions) as session:
         await session.execute(
-            update(Lead)
-            .where(Lead.id == lead_id)
-            .values(
-                hubspot_sync_status="FAILED",
-                hubspot_sync_attempts=10,
-                hubspot_last_http_status=status,
-                hubspot_error=f"HTTP {status}",
-                hubspot_next_attempt_at=None,
-            )
+            update(Lead).where(Lead.id == lead_id).values(**failed_columns(status))
         )
 
 
@@ -83,10 +69,14 @@ async def set_failed(sessions: Any, lead_id: int, status: int = 503) -> None:
 
 @MODES
 async def test_an_older_leads_retry_cannot_overwrite_a_newer_lead(
-    mode: str, sandbox: RunningSandbox, sandbox_settings: Callable[..., Settings], sessions: Any
+    mode: str,
+    sandbox: RunningSandbox,
+    hubspot: SandboxHubSpot,
+    sandbox_settings: Callable[..., Settings],
+    sessions: Any,
 ) -> None:
     settings = sandbox_settings(hubspot_write_mode=mode, retry_base_seconds=0.5)
-    inject(sandbox, 503, **server_error())  # the first write of lead 1 fails
+    await hubspot.inject(**server_error())  # the first write of lead 1 fails
     async with sandbox_worker(settings, sessions):
         old = await new_lead(
             sessions, email="ana@example.com", firstname="Old", phone="111", company="Acme"
@@ -194,12 +184,12 @@ async def test_reconciliation_counts_a_dead_workers_attempt_too(
 @pytest.mark.parametrize("retry_after", [YEAR, "1e12", "1e308", "Fri, 31 Dec 9999 23:59:59 GMT"])
 async def test_a_huge_retry_after_on_a_503_waits_at_most_the_retry_cap(
     retry_after: str,
-    sandbox: RunningSandbox,
+    hubspot: SandboxHubSpot,
     sandbox_settings: Callable[..., Settings],
     sessions: Any,
 ) -> None:
     settings = sandbox_settings(retry_cap_seconds=0.5)
-    inject(sandbox, 503, **server_error(retry_after))
+    await hubspot.inject(**server_error(retry_after))
     lead_id = await new_lead(sessions)
     async with sandbox_worker(settings, sessions):
         retrying = await wait_for(status_of(sessions, lead_id, "RETRYING"), timeout=10)
@@ -211,18 +201,21 @@ async def test_a_huge_retry_after_on_a_503_waits_at_most_the_retry_cap(
 
 
 async def test_a_huge_retry_after_on_a_429_pauses_at_most_the_pause_cap(
-    sandbox: RunningSandbox, sandbox_settings: Callable[..., Settings], sessions: Any
+    hubspot: SandboxHubSpot, sandbox_settings: Callable[..., Settings], sessions: Any
 ) -> None:
     settings = sandbox_settings(pause_cap_seconds=1.0)
-    inject(sandbox, 429, **rate_limited(YEAR))
+    await hubspot.inject(**rate_limited(YEAR))
     lead_id = await new_lead(sessions)
     async with sandbox_worker(settings, sessions) as worker:
-        await wait_for(
-            lambda: sandbox.state.stats.rate_limited or sandbox.state.stats.injected,
-            timeout=10,
-        )
-        state = await wait_for(worker.gate.state, timeout=5)
-        assert state.pause_reason == PauseReason.RATE_LIMIT
+
+        async def paused() -> GateState | None:
+            # The pause is written once the worker has the 429, a moment after the sandbox
+            # sent it: wait for the gate row, not for the sandbox's counter.
+            state = await worker.gate.state()
+            return state if state.pause_reason == PauseReason.RATE_LIMIT else None
+
+        state = await wait_for(paused, timeout=10)
+        assert (await hubspot.stats())["injected"] == 1
         assert state.paused_until is not None
         assert state.paused_until <= utcnow() + dt.timedelta(seconds=1.0)
         lead = await wait_for(status_of(sessions, lead_id), timeout=10)
@@ -260,36 +253,26 @@ async def test_a_fenced_out_batch_is_not_reported_as_synced(
 # --- over the sandbox's control API (POST /_sandbox/inject, /input-errors, /requests) -------
 
 
-async def control(sandbox: RunningSandbox, method: str, path: str, body: Any = None) -> Any:
-    async with httpx.AsyncClient(base_url=sandbox.url, timeout=10) as http:
-        response = await http.request(method, f"/_sandbox/{path}", json=body)
-    assert response.status_code < 300, response.text
-    return response.json()
-
-
-async def crm_requests(sandbox: RunningSandbox, endpoint: str) -> list[dict[str, Any]]:
-    log = (await control(sandbox, "GET", "requests"))["requests"]
-    return [entry for entry in log if entry["endpoint"] == endpoint]
-
-
 @MODES
 async def test_a_newer_lead_waits_while_its_email_is_being_written(
-    mode: str, sandbox: RunningSandbox, sandbox_settings: Callable[..., Settings], sessions: Any
+    mode: str,
+    sandbox: RunningSandbox,
+    hubspot: SandboxHubSpot,
+    sandbox_settings: Callable[..., Settings],
+    sessions: Any,
 ) -> None:
     # Lead 1's write hangs in HubSpot for a while; lead 2 of the same email arrives meanwhile.
     # Before: lead 2 was claimed and sent at once, two writes of one email in flight.
     settings = sandbox_settings(hubspot_write_mode=mode)
     writes = ["batch_upsert"] if mode == "batch" else ["create", "update"]
-    await control(
-        sandbox, "POST", "inject", {"action": "delay", "delay_ms": 1200, "endpoints": writes}
-    )
+    await hubspot.inject(action="delay", delay_ms=1200, endpoints=writes)
     async with sandbox_worker(settings, sessions):
         first = await new_lead(sessions, email="eva@example.com", firstname="Eva", phone="1")
         await wait_for(lambda: sandbox.state.stats.injected, timeout=10)  # in flight now
         second = await new_lead(sessions, email="EVA@example.com", firstname="Eve")
         await wait_for(status_of(sessions, first), timeout=10)
         await wait_for(status_of(sessions, second), timeout=10)
-    stats = await control(sandbox, "GET", "stats")
+    stats = await hubspot.stats()
     assert stats["write_overlaps"] == 0, stats["overlapping_emails"]
     contact = contact_of(sandbox, "eva@example.com")
     assert (contact["firstname"], contact["phone"]) == ("Eve", "1")
@@ -299,7 +282,10 @@ async def test_a_newer_lead_waits_while_its_email_is_being_written(
 
 
 async def test_slots_booked_before_a_429_are_not_used_during_the_pause(
-    sandbox: RunningSandbox, sandbox_settings: Callable[..., Settings], sessions: Any
+    sandbox: RunningSandbox,
+    hubspot: SandboxHubSpot,
+    sandbox_settings: Callable[..., Settings],
+    sessions: Any,
 ) -> None:
     sandbox.state.update_config({"rate_limit": None})
     # A backlog of small batches, 4 in flight, slots ~0.1 s apart: slots are booked ahead.
@@ -313,15 +299,10 @@ async def test_slots_booked_before_a_429_are_not_used_during_the_pause(
             lambda: sum(sandbox.state.stats.requests["batch_upsert"].values()) >= 3,
             timeout=10,
         )
-        await control(
-            sandbox,
-            "POST",
-            "inject",
-            {"status": 429, "endpoints": ["batch_upsert"], **rate_limited(str(pause))},
-        )
+        await hubspot.inject(**rate_limited(str(pause)), endpoints=["batch_upsert"])
         for lead_id in ids:
             await wait_for(status_of(sessions, lead_id), timeout=30)
-    upserts = await crm_requests(sandbox, "batch_upsert")
+    upserts = await hubspot.requests("batch_upsert")
     (limited,) = [entry for entry in upserts if entry["status"] == 429]
     assert limited["retry_after"] == pause
     start, end = limited["done_at"] + 0.15, limited["done_at"] + pause - 0.15
@@ -335,6 +316,7 @@ async def test_slots_booked_before_a_429_are_not_used_during_the_pause(
 async def test_a_token_that_can_read_but_not_write_backs_off(
     monkeypatch: pytest.MonkeyPatch,
     sandbox: RunningSandbox,
+    hubspot: SandboxHubSpot,
     sandbox_settings: Callable[..., Settings],
     sessions: Any,
 ) -> None:
@@ -342,21 +324,16 @@ async def test_a_token_that_can_read_but_not_write_backs_off(
     # every write gets 403 MISSING_SCOPES. Before: the pause lifted and came back every cycle.
     monkeypatch.setattr(gate_module, "AUTH_PROBE_FIRST_SECONDS", 0.1)
     monkeypatch.setattr(gate_module, "AUTH_PROBE_MAX_SECONDS", 0.8)
-    scopes = {"status": "error", "message": "missing scopes", "category": "MISSING_SCOPES"}
-    await control(
-        sandbox,
-        "POST",
-        "inject",
-        {"status": 403, "json": scopes, "endpoints": ["batch_upsert"], "times": 1000},
-    )
+    scopes = error_body("missing scopes", "MISSING_SCOPES")
+    await hubspot.inject(status=403, json=scopes, endpoints=["batch_upsert"], times=1000)
     settings = sandbox_settings()
     lead_id = await new_lead(sessions)
     async with sandbox_worker(settings, sessions) as worker:
         await wait_for(lambda: sandbox.state.stats.requests["batch_upsert"]["403"] >= 5, timeout=15)
-        await control(sandbox, "DELETE", "inject")  # the scope is given back
+        await hubspot.control("DELETE", "/inject")  # the scope is given back
         lead = await wait_for(status_of(sessions, lead_id), timeout=10)
         state = await worker.gate.state()
-    refused = [e["at"] for e in await crm_requests(sandbox, "batch_upsert") if e["status"] == 403]
+    refused = [e["at"] for e in await hubspot.requests("batch_upsert") if e["status"] == 403]
     gaps = [later - earlier for earlier, later in itertools.pairwise(refused)]
     # 0.1 s, then 0.4, then the 0.8 s maximum: growing, not a 0.1 s flap.
     assert gaps[2] >= 0.7, gaps
@@ -369,7 +346,10 @@ async def test_a_token_that_can_read_but_not_write_backs_off(
 
 
 async def test_a_207_retries_temporary_input_errors_and_fails_permanent_ones(
-    sandbox: RunningSandbox, sandbox_settings: Callable[..., Settings], sessions: Any
+    sandbox: RunningSandbox,
+    hubspot: SandboxHubSpot,
+    sandbox_settings: Callable[..., Settings],
+    sessions: Any,
 ) -> None:
     temporary = {"email": "busy@example.com", "status": "503", "category": "INTERNAL_ERROR"}
     permanent = {
@@ -380,7 +360,7 @@ async def test_a_207_retries_temporary_input_errors_and_fails_permanent_ones(
         "times": 10,
     }
     for error in (temporary, permanent):
-        await control(sandbox, "POST", "input-errors", error)
+        await hubspot.control("POST", "/input-errors", error)
     settings = sandbox_settings()
     ids = {
         email: await new_lead(sessions, email=email)
@@ -400,12 +380,10 @@ async def test_a_207_retries_temporary_input_errors_and_fails_permanent_ones(
 
 
 async def test_a_batch_409_is_retried_not_failed(
-    sandbox: RunningSandbox, sandbox_settings: Callable[..., Settings], sessions: Any
+    hubspot: SandboxHubSpot, sandbox_settings: Callable[..., Settings], sessions: Any
 ) -> None:
-    conflict = {"status": "error", "message": "Conflict", "category": "CONFLICT"}
-    await control(
-        sandbox, "POST", "inject", {"status": 409, "json": conflict, "endpoints": ["batch_upsert"]}
-    )
+    conflict = error_body("Conflict", "CONFLICT")
+    await hubspot.inject(status=409, json=conflict, endpoints=["batch_upsert"])
     settings = sandbox_settings()
     lead_id = await new_lead(sessions)
     async with sandbox_worker(settings, sessions):

@@ -24,7 +24,7 @@ from leadsync.engine.gate import (
 from leadsync.hubspot.models import RateLimitInfo
 from leadsync.store.db import transaction
 from leadsync.store.tables import HubSpotGate
-from tests.integration.sync.conftest import FakeClock
+from tests.helpers.clock import FakeClock
 
 MADRID = ZoneInfo("Europe/Madrid")
 LIMIT = RateLimit(count=100, window_seconds=10.0)
@@ -42,7 +42,7 @@ def seconds(a: dt.datetime, b: dt.datetime) -> float:
 @pytest.fixture
 def make_gate(sessions, clock):
     def make(*, zone: ZoneInfo = MADRID) -> Gate:
-        return Gate(sessions=sessions, limit=LIMIT, zone=zone, clock=clock)
+        return Gate(sessions=sessions, limit=LIMIT, zone=zone, clock=clock.utc)
 
     return make
 

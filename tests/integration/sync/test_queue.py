@@ -13,14 +13,8 @@ from leadsync.store import queue
 from leadsync.store.db import transaction
 from leadsync.store.queue import Completion
 from leadsync.store.tables import Lead, SyncStatus
-from tests.integration.sync.conftest import (
-    FakeClock,
-    fetch,
-    fetch_all,
-    insert_lead,
-    insert_leads,
-    lead_row,
-)
+from tests.helpers.clock import FakeClock
+from tests.helpers.leads import failed_row, fetch, fetch_all, insert_lead, insert_leads, lead_row
 
 LEASE = 30.0
 
@@ -447,16 +441,8 @@ async def test_release_expired_leases_keeps_retrying_leads_retrying(
 
 
 def failed(index: int, clock: FakeClock, *, status: int | None, age: float, **columns):
-    return lead_row(
-        index,
-        hubspot_sync_status="FAILED",
-        hubspot_sync_attempts=10,
-        hubspot_error=f"HTTP {status}",
-        hubspot_last_http_status=status,
-        last_hubspot_attempt_at=ago(clock, age),
-        hubspot_next_attempt_at=None,
-        **columns,
-    )
+    """A lead that failed on `status`, its last attempt `age` seconds before the clock."""
+    return failed_row(index, status=status, attempted_at=ago(clock, age), **columns)
 
 
 async def requeue(sessions, clock: FakeClock, **filters) -> int:

@@ -10,22 +10,15 @@ from leadsync.config import RateLimit
 from leadsync.engine.gate import JITTER_SECONDS, SPACING_MARGIN, Gate
 from leadsync.store.db import utcnow
 from tests.helpers import INTERNAL_HEADERS
-from tests.integration.sync.conftest import fetch_all, insert_leads, lead_row
+from tests.helpers.leads import failed_row, fetch_all, insert_leads, lead_row
 
 RESYNC = "/internal/leads/resync-failed"
 STATUS = "/internal/sync/status"
 
 
 def failed(i: int, *, status: int, age: float) -> dict[str, Any]:
-    return lead_row(
-        i,
-        hubspot_sync_status="FAILED",
-        hubspot_sync_attempts=10,
-        hubspot_last_http_status=status,
-        hubspot_error=f"HTTP {status}",
-        last_hubspot_attempt_at=utcnow() - dt.timedelta(seconds=age),
-        hubspot_next_attempt_at=None,
-    )
+    """A lead that failed on `status`, its last attempt `age` seconds ago."""
+    return failed_row(i, status=status, attempted_at=utcnow() - dt.timedelta(seconds=age))
 
 
 async def states(sessions, ids: list[int]) -> list[str]:

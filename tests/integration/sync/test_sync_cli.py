@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from leadsync.cli import app
-from tests.integration.sync.conftest import fetch_all, insert_leads, lead_row
+from tests.helpers.leads import failed_row, fetch_all, insert_leads, lead_row
 
 LEADSYNC = str(Path(sys.executable).with_name("leadsync"))
 
@@ -31,19 +31,8 @@ async def leadsync(db_url: str, *args: str) -> tuple[int, str, str]:
     return process.returncode or 0, out.decode(), err.decode()
 
 
-def failed(i: int) -> dict:
-    return lead_row(
-        i,
-        hubspot_sync_status="FAILED",
-        hubspot_sync_attempts=10,
-        hubspot_last_http_status=400,
-        hubspot_error="HTTP 400",
-        hubspot_next_attempt_at=None,
-    )
-
-
 async def test_cli_resync_failed_one_lead_then_status(db_url: str, sessions) -> None:
-    ids = await insert_leads(sessions, [failed(0), failed(1), lead_row(2)])
+    ids = await insert_leads(sessions, [failed_row(0), failed_row(1), lead_row(2)])
 
     code, out, err = await leadsync(db_url, "resync-failed", "--lead-id", str(ids[1]))
     assert code == 0, err

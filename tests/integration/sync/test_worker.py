@@ -1,14 +1,12 @@
-"""The worker end to end on SQLite and PostgreSQL, against the HubSpot sandbox or a stub."""
+"""The worker end to end on SQLite and PostgreSQL, against the HubSpot sandbox."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import update
 
@@ -20,33 +18,11 @@ from leadsync.sandbox.server import RunningSandbox
 from leadsync.store.db import create_engine, create_sessionmaker, transaction, utcnow
 from leadsync.store.tables import HubSpotGate, Lead
 from tests.helpers import wait_for
-from tests.integration.sync.conftest import fetch, fetch_all, insert_leads, lead_row
-from tests.integration.sync.support import in_progress, new_lead, running_worker, status_of
+from tests.helpers.hubspot import SandboxHubSpot, rate_limit_body
+from tests.helpers.leads import failed_row, fetch, fetch_all, insert_leads, lead_row
+from tests.helpers.worker import in_progress, new_lead, running_worker, status_of
 
-CONTACTS = "/crm/v3/objects/contacts"
 QUIET = 60.0  # a poll interval no test waits for: anything faster is a wake-up
-
-
-def stub_client(handler) -> HubSpotClient:
-    return HubSpotClient(
-        base_url="https://api.hubapi.test",
-        token_provider=lambda: "pat-test",
-        transport=httpx.MockTransport(handler),
-    )
-
-
-def upsert_reply(request: httpx.Request) -> httpx.Response:
-    inputs = json.loads(request.content)["inputs"]
-    results = [
-        {
-            "id": str(5000 + int(item["objectWriteTraceId"])),
-            "properties": item["properties"],
-            "new": True,
-            "objectWriteTraceId": item["objectWriteTraceId"],
-        }
-        for item in inputs
-    ]
-    return httpx.Response(200, json={"status": "COMPLETE", "results": results})
 
 
 def assert_synced(lead: Lead, *, hubspot_id: str, after: dt.datetime, attempts: int = 1) -> None:
@@ -219,24 +195,19 @@ async def test_single_mode_patches_an_existing_contact(
     assert_synced(lead, hubspot_id=existing.id, after=before)
 
 
-async def test_rate_limit_pauses_without_using_an_attempt(settings_factory, sessions) -> None:
-    calls: list[float] = []
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        calls.append(time.monotonic())
-        if len(calls) == 1:
-            body = {
-                "status": "error",
-                "message": "ten secondly",
-                "policyName": "TEN_SECONDLY_ROLLING",
-            }
-            return httpx.Response(429, json=body, headers={"Retry-After": "0.4"})
-        return upsert_reply(request)
-
+async def test_rate_limit_pauses_without_using_an_attempt(
+    sandbox_settings, hubspot: SandboxHubSpot, sessions
+) -> None:
+    await hubspot.inject(
+        status=429,
+        json=rate_limit_body("TEN_SECONDLY_ROLLING"),
+        headers={"Retry-After": "0.4"},
+        endpoints=["batch_upsert"],
+    )
     lead_id = await new_lead(sessions)
-    settings = settings_factory()
+    settings = sandbox_settings()
     async with (
-        stub_client(handler) as client,
+        HubSpotClient.from_settings(settings) as client,
         running_worker(Worker(settings=settings, sessions=sessions, client=client), settings) as (
             worker,
             _,
@@ -255,8 +226,9 @@ async def test_rate_limit_pauses_without_using_an_attempt(settings_factory, sess
         )
         lead = await wait_for(status_of(sessions, lead_id), timeout=10)
         state = await worker.gate.state()
-    assert len(calls) == 2
-    assert calls[1] - calls[0] >= 0.39  # the whole worker honoured Retry-After
+    calls = await hubspot.requests("batch_upsert")
+    assert [call["status"] for call in calls] == [429, 200]
+    assert calls[1]["at"] - calls[0]["at"] >= 0.39  # the whole worker honoured Retry-After
     assert lead.hubspot_sync_attempts == 1
     assert lead.hubspot_error is None
     assert state.pause_reason is None
@@ -330,20 +302,12 @@ async def _gate_where(worker: Worker, **values: Any):
 
 
 async def test_two_workers_drain_a_backlog_sending_each_lead_once(
-    settings_factory, sessions
+    sandbox_settings, sandbox: RunningSandbox, hubspot: SandboxHubSpot, sessions
 ) -> None:
-    sent: list[list[int]] = []
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        inputs = json.loads(request.content)["inputs"]
-        sent.append([int(item["objectWriteTraceId"]) for item in inputs])
-        await asyncio.sleep(0)  # let the other worker interleave
-        return upsert_reply(request)
-
     ids = await insert_leads(sessions, [lead_row(i) for i in range(250)])
-    settings = settings_factory(hubspot_rate_limit="1000/10s", poll_interval_seconds=0.05)
+    settings = sandbox_settings(hubspot_rate_limit="1000/10s", poll_interval_seconds=0.05)
     async with (
-        stub_client(handler) as client,
+        HubSpotClient.from_settings(settings) as client,
         running_worker(Worker(settings=settings, sessions=sessions, client=client), settings),
         running_worker(Worker(settings=settings, sessions=sessions, client=client), settings),
     ):
@@ -353,53 +317,57 @@ async def test_two_workers_drain_a_backlog_sending_each_lead_once(
             return all(lead.hubspot_sync_status == "SYNCED" for lead in leads.values())
 
         await wait_for(all_synced, timeout=20)
-    every = [lead_id for batch in sent for lead_id in batch]
-    assert sorted(every) == ids  # each lead went to HubSpot exactly once
+    sent = [call["emails"] for call in await hubspot.requests("batch_upsert")]
+    every = sorted(email for batch in sent for email in batch)
+    assert every == sorted(f"lead{i}@example.com" for i in range(250))  # each lead sent once
     assert max(len(batch) for batch in sent) <= 100
     assert len(sent) <= 5  # full batches, not one request per lead
     leads = await fetch_all(sessions)
-    assert {lead.hubspot_id for lead in leads.values()} == {str(5000 + i) for i in ids}
+    contacts = {contact.properties["email"]: contact.id for contact in sandbox.state.store}
+    assert len(contacts) == len(ids)
+    assert all(lead.hubspot_id == contacts[lead.email] for lead in leads.values())
 
 
 # --- stopping -------------------------------------------------------------------------
 
 
-async def test_stop_lets_an_in_flight_batch_finish(settings_factory, sessions) -> None:
-    stopping = asyncio.Event()
-    started = asyncio.Event()
+def upsert_in_flight(hubspot: SandboxHubSpot) -> Callable[[], Awaitable[bool]]:
+    """A wait_for check: a batch upsert has reached the sandbox and is not answered yet."""
 
-    async def handler(request: httpx.Request) -> httpx.Response:
-        started.set()
-        await stopping.wait()
-        # HubSpot answers a moment after the stop: the drain must wait for it.
-        await asyncio.sleep(0.2)
-        return upsert_reply(request)
+    async def check() -> bool:
+        return any(call["done_at"] is None for call in await hubspot.requests("batch_upsert"))
 
+    return check
+
+
+async def test_stop_lets_an_in_flight_batch_finish(
+    sandbox_settings, sandbox: RunningSandbox, hubspot: SandboxHubSpot, sessions
+) -> None:
+    # HubSpot answers a second after the request arrives, well after the stop below.
+    await hubspot.inject(action="delay", delay_ms=1000, endpoints=["batch_upsert"])
     ids = await insert_leads(sessions, [lead_row(i) for i in range(3)])
-    settings = settings_factory(lease_seconds=10.0)
-    async with stub_client(handler) as client:
+    settings = sandbox_settings(lease_seconds=10.0)
+    async with HubSpotClient.from_settings(settings) as client:
         worker = Worker(settings=settings, sessions=sessions, client=client)
         async with running_worker(worker, settings) as (_, stack):
-            await asyncio.wait_for(started.wait(), timeout=10)
+            await wait_for(upsert_in_flight(hubspot), timeout=10)
             assert await in_progress(sessions) == 3
+            stopped_at = time.time()
             await worker.stop()
-            stopping.set()
             await stack.aclose()  # returns only once the worker has drained
         leads = await fetch_all(sessions)
+    (call,) = await hubspot.requests("batch_upsert")
+    assert call["done_at"] > stopped_at  # the drain waited for an answer sent after the stop
     assert await in_progress(sessions) == 0
     assert [leads[i].hubspot_sync_status for i in ids] == ["SYNCED"] * 3
-    assert [leads[i].hubspot_id for i in ids] == [str(5000 + i) for i in ids]
+    contacts = {contact.properties["email"]: contact.id for contact in sandbox.state.store}
+    assert [leads[i].hubspot_id for i in ids] == [contacts[leads[i].email] for i in ids]
 
 
-async def test_stop_releases_the_leases_of_a_hung_batch(settings_factory, sessions) -> None:
-    started = asyncio.Event()
-    never = asyncio.Event()
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        started.set()
-        await never.wait()
-        raise AssertionError("unreachable")
-
+async def test_stop_releases_the_leases_of_a_hung_batch(
+    sandbox_settings, sandbox: RunningSandbox, hubspot: SandboxHubSpot, sessions
+) -> None:
+    await hubspot.inject(action="hang", hang_seconds=60, endpoints=["batch_upsert"])
     ids = await insert_leads(
         sessions,
         [
@@ -408,17 +376,18 @@ async def test_stop_releases_the_leases_of_a_hung_batch(settings_factory, sessio
         ],
     )
     # The drain's grace (lease/2 = 3 s) ends before the HubSpot call's timeout (4 s).
-    settings = settings_factory(lease_seconds=6.0, hubspot_total_timeout_seconds=4.0)
-    async with stub_client(handler) as client:
+    settings = sandbox_settings(lease_seconds=6.0, hubspot_total_timeout_seconds=4.0)
+    async with HubSpotClient.from_settings(settings) as client:
         worker = Worker(settings=settings, sessions=sessions, client=client)
         async with running_worker(worker, settings) as (_, stack):
-            await asyncio.wait_for(started.wait(), timeout=10)
+            await wait_for(upsert_in_flight(hubspot), timeout=10)
             begun = time.monotonic()
             await stack.aclose()
             took = time.monotonic() - begun
     leads = await fetch_all(sessions)
     assert took < 3.9  # the drain's grace (lease/2), not the HubSpot timeout
     assert await in_progress(sessions) == 0
+    assert len(sandbox.state.store) == 0  # the hung write was never applied
     fresh, retrying = leads[ids[0]], leads[ids[1]]
     assert (fresh.hubspot_sync_status, fresh.hubspot_sync_attempts) == ("PENDING", 0)
     assert (retrying.hubspot_sync_status, retrying.hubspot_sync_attempts) == ("RETRYING", 2)
@@ -433,30 +402,18 @@ async def test_stop_releases_the_leases_of_a_hung_batch(settings_factory, sessio
 # --- reconciliation -------------------------------------------------------------------
 
 
-async def test_reconcile_requeues_old_transient_failures_only(settings_factory, sessions) -> None:
+async def test_reconcile_requeues_old_transient_failures_only(sandbox_settings, sessions) -> None:
     now = utcnow()
     old, recent = now - dt.timedelta(hours=2), now - dt.timedelta(minutes=5)
-
-    def failed(i: int, status: int | None, at: dt.datetime) -> dict[str, Any]:
-        return lead_row(
-            i,
-            hubspot_sync_status="FAILED",
-            hubspot_sync_attempts=10,
-            hubspot_last_http_status=status,
-            hubspot_error=f"HTTP {status}",
-            last_hubspot_attempt_at=at,
-            hubspot_next_attempt_at=None,
-        )
-
     ids = await insert_leads(
         sessions,
         [
-            failed(0, 503, old),
-            failed(1, None, old),  # a timeout: no status at all
-            failed(2, 429, old),
-            failed(3, 400, old),
-            failed(4, 404, old),
-            failed(5, 503, recent),
+            failed_row(0, status=503, attempted_at=old),
+            failed_row(1, status=None, attempted_at=old),  # a timeout: no status at all
+            failed_row(2, status=429, attempted_at=old),
+            failed_row(3, status=400, attempted_at=old),
+            failed_row(4, status=404, attempted_at=old),
+            failed_row(5, status=503, attempted_at=recent),
             lead_row(
                 6,
                 hubspot_sync_status="IN_PROGRESS",
@@ -466,8 +423,8 @@ async def test_reconcile_requeues_old_transient_failures_only(settings_factory, 
             ),
         ],
     )
-    settings = settings_factory(reconcile_after_seconds=3600)
-    async with stub_client(upsert_reply) as client:
+    settings = sandbox_settings(reconcile_after_seconds=3600)
+    async with HubSpotClient.from_settings(settings) as client:
         await Worker(settings=settings, sessions=sessions, client=client).reconcile()
     leads = await fetch_all(sessions)
     assert [leads[i].hubspot_sync_status for i in ids] == [
@@ -484,30 +441,21 @@ async def test_reconcile_requeues_old_transient_failures_only(settings_factory, 
 
 
 async def test_running_worker_reconciles_and_syncs_a_transient_failure(
-    settings_factory, sessions
+    sandbox_settings, sandbox: RunningSandbox, sessions
 ) -> None:
+    five_seconds_ago = utcnow() - dt.timedelta(seconds=5)
     (lead_id,) = await insert_leads(
-        sessions,
-        [
-            lead_row(
-                0,
-                hubspot_sync_status="FAILED",
-                hubspot_sync_attempts=10,
-                hubspot_last_http_status=503,
-                hubspot_error="HTTP 503",
-                last_hubspot_attempt_at=utcnow() - dt.timedelta(seconds=5),
-                hubspot_next_attempt_at=None,
-            )
-        ],
+        sessions, [failed_row(0, status=503, attempted_at=five_seconds_ago)]
     )
-    settings = settings_factory(reconcile_after_seconds=1, reconcile_interval_seconds=0.1)
+    settings = sandbox_settings(reconcile_after_seconds=1, reconcile_interval_seconds=0.1)
     async with (
-        stub_client(upsert_reply) as client,
+        HubSpotClient.from_settings(settings) as client,
         running_worker(Worker(settings=settings, sessions=sessions, client=client), settings),
     ):
         lead = await wait_for(status_of(sessions, lead_id), timeout=10)
     assert lead.hubspot_sync_attempts == 1
     assert lead.hubspot_error is None
+    assert lead.hubspot_id == next(iter(sandbox.state.store)).id
 
 
 async def test_a_database_error_does_not_end_the_worker_loop(sandbox_settings, sessions) -> None:

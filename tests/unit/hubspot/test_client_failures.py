@@ -1,10 +1,14 @@
-"""Token handling and failures without a usable response (respx only)."""
+"""Token handling and failures without a usable response.
+
+Against the sandbox where it can produce the failure; respx only for the transport-level
+faults no server can make on demand, each test saying which.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,95 +19,115 @@ from leadsync.hubspot import (
     AuthError,
     HubSpotClient,
     HubSpotError,
+    PermanentError,
     TransientError,
     UpsertInput,
 )
-from tests.unit.hubspot.fake import TOKEN, Observed, sent
+from tests.helpers.hubspot import CONTACTS, Observed, SandboxHubSpot
+
+RESPX_URL = "https://api.hubapi.test"
+
+
+def respx_client(router: respx.MockRouter, **overrides: Any) -> HubSpotClient:
+    """A client whose requests go to a respx router (for faults no server can make)."""
+    kwargs: dict[str, Any] = {
+        "base_url": RESPX_URL,
+        "token_provider": lambda: "pat-na1-respx",
+        "transport": httpx.MockTransport(router.async_handler),
+    }
+    return HubSpotClient(**(kwargs | overrides))
+
+
+@pytest.fixture
+def router() -> respx.MockRouter:
+    """A bare respx router, for the tests that need a fault at the transport itself."""
+    return respx.MockRouter(base_url=RESPX_URL, assert_all_called=False)
+
 
 # --- token handling ------------------------------------------------------------------------
 
 
 async def test_token_rotation_is_picked_up_on_the_next_request(
-    router: respx.MockRouter, new_client: Callable[..., HubSpotClient], tmp_path: Path
+    hubspot: SandboxHubSpot, make_client: Callable[..., HubSpotClient], tmp_path: Path
 ) -> None:
-    router.get("/crm/v3/objects/contacts").respond(200, json={"results": []})
+    await hubspot.configure(tokens=["pat-old", "pat-new"])
     token_file = tmp_path / "token"
     token_file.write_text("pat-old\n")
     settings = Settings(hubspot_token_file=token_file)
 
-    async with new_client(token_provider=settings.read_hubspot_token) as hub:
+    async with make_client(token_provider=settings.read_hubspot_token) as hub:
         await hub.probe()
         token_file.write_text("pat-new\n")
         await hub.probe()
 
-    assert sent(router, 0).headers["Authorization"] == "Bearer pat-old"
-    assert sent(router, 1).headers["Authorization"] == "Bearer pat-new"
+    assert [r.headers["Authorization"] for r in hubspot.sent] == [
+        "Bearer pat-old",
+        "Bearer pat-new",
+    ]
 
 
 @pytest.mark.parametrize("token", [None, ""])
 async def test_missing_token_fails_without_a_request(
-    router: respx.MockRouter, new_client: Callable[..., HubSpotClient], token: str | None
+    hubspot: SandboxHubSpot, make_client: Callable[..., HubSpotClient], token: str | None
 ) -> None:
-    async with new_client(token_provider=lambda: token) as hub:
+    async with make_client(token_provider=lambda: token) as hub:
         with pytest.raises(AuthError) as caught:
             await hub.probe()
 
     assert caught.value.category == "MISSING_TOKEN"
-    assert router.calls.call_count == 0
+    assert hubspot.sent == []
 
 
 async def test_token_with_illegal_characters_is_auth_error_without_the_token(
-    router: respx.MockRouter, new_client: Callable[..., HubSpotClient]
+    hubspot: SandboxHubSpot, make_client: Callable[..., HubSpotClient]
 ) -> None:
     bad = "pat-ñ-secret\nX-Evil: 1"
 
-    async with new_client(token_provider=lambda: bad) as hub:
+    async with make_client(token_provider=lambda: bad) as hub:
         with pytest.raises(AuthError) as caught:
             await hub.probe()
 
     assert caught.value.category == "INVALID_TOKEN"
     assert "secret" not in repr(caught.value) + str(caught.value)
-    assert router.calls.call_count == 0
+    assert hubspot.sent == []
 
 
 @pytest.mark.parametrize("status", [400, 401, 500])
 async def test_echoed_token_never_reaches_the_error(
-    router: respx.MockRouter, new_client: Callable[..., HubSpotClient], status: int
+    hubspot: SandboxHubSpot, make_client: Callable[..., HubSpotClient], status: int
 ) -> None:
+    token = hubspot.token
     old_token = "pat-na1-rotated-away-0000"
     internal = "internal-s3cr3t-token"
     echo = (
-        f"Bad request. Headers: {{'authorization': 'Bearer {TOKEN}', 'x-old': "
-        f"'Bearer {old_token}'}} token={TOKEN} internal={internal}"
+        f"Bad request. Headers: {{'authorization': 'Bearer {token}', 'x-old': "
+        f"'Bearer {old_token}'}} token={token} internal={internal}"
     )
-    router.post("/crm/v3/objects/contacts").respond(
-        status, json={"status": "error", "message": echo, "category": f"X_{TOKEN}"}
-    )
+    body = {"status": "error", "message": echo, "category": f"X_{token}"}
+    await hubspot.inject(status=status, json=body)
 
-    async with new_client(secrets=[internal]) as hub:
+    async with make_client(secrets=[internal]) as hub:
         with pytest.raises(HubSpotError) as caught:
             await hub.create_contact(properties={"email": "a@x.com"})
 
     exc = caught.value
     texts = [str(exc), repr(exc), exc.message, *map(str, exc.args), str(exc.category)]
     for text in texts:
-        for secret in (TOKEN, old_token, internal):
+        for secret in (token, old_token, internal):
             assert secret not in text
     assert "Bearer [REDACTED]" in exc.message
 
 
 async def test_echoed_token_in_207_error_message_is_scrubbed(
-    router: respx.MockRouter, new_client: Callable[..., HubSpotClient]
+    hubspot: SandboxHubSpot, client: HubSpotClient
 ) -> None:
-    error = {"status": "error", "category": "X", "message": f"saw Authorization: Bearer {TOKEN}"}
-    router.post("/crm/v3/objects/contacts/batch/upsert").respond(
-        207, json={"status": "COMPLETE", "results": [], "errors": [error]}
-    )
+    message = f"saw Authorization: Bearer {hubspot.token}"
+    await hubspot.fail_input("a@x.com", status="400", category="VALIDATION_ERROR", message=message)
 
-    async with new_client() as hub:
-        result = await hub.batch_upsert(inputs=[UpsertInput(email="a@x.com", properties={})])
+    result = await client.batch_upsert(inputs=[UpsertInput(email="a@x.com", properties={})])
 
-    assert TOKEN not in result.errors[0].message
+    assert result.http_status == 207
+    assert hubspot.token not in result.errors[0].message
     assert "[REDACTED]" in result.errors[0].message
 
 
@@ -124,15 +148,14 @@ async def test_echoed_token_in_207_error_message_is_scrubbed(
     ],
 )
 async def test_transport_failures_are_transient_and_hide_httpx(
-    router: respx.MockRouter,
-    new_client: Callable[..., HubSpotClient],
-    observed: Observed,
-    raised: httpx.HTTPError,
-    reason: str,
+    router: respx.MockRouter, raised: httpx.HTTPError, reason: str
 ) -> None:
-    router.post("/crm/v3/objects/contacts").mock(side_effect=raised)
+    # respx: each exact httpx exception type on demand (no server chooses the client's error);
+    # test_client_network.py makes the real ones with the sandbox and real sockets.
+    router.post(CONTACTS).mock(side_effect=raised)
+    observed = Observed()
 
-    async with new_client() as hub:
+    async with respx_client(router, observer=observed) as hub:
         with pytest.raises(TransientError) as caught:
             await hub.create_contact(properties={"email": "a@x.com"})
 
@@ -145,32 +168,25 @@ async def test_transport_failures_are_transient_and_hide_httpx(
     assert observed.statuses == [("create", None)]
 
 
-async def test_total_timeout_bounds_a_hanging_request(
-    router: respx.MockRouter, new_client: Callable[..., HubSpotClient]
+@pytest.mark.parametrize("content", ["not json", "[1, 2]"])
+async def test_unreadable_2xx_is_transient(
+    hubspot: SandboxHubSpot, client: HubSpotClient, content: str
 ) -> None:
-    never = asyncio.Event()
+    await hubspot.inject(status=201, content=content)
 
-    async def hang(request: httpx.Request) -> httpx.Response:
-        await never.wait()
-        return httpx.Response(200)
+    with pytest.raises(TransientError) as caught:
+        await client.create_contact(properties={"email": "a@x.com"})
 
-    router.post("/crm/v3/objects/contacts").mock(side_effect=hang)
-
-    async with new_client(total_timeout=0.05) as hub:
-        with pytest.raises(TransientError) as caught:
-            await hub.create_contact(properties={"email": "a@x.com"})
-
-    assert caught.value.reason == "total_timeout"
+    assert caught.value.http_status == 201
+    assert caught.value.reason == "invalid_response"
     assert caught.value.__context__ is None
 
 
-@pytest.mark.parametrize("content", [b"not json", b"[1, 2]", b"\xff\xfe"])
-async def test_unreadable_2xx_is_transient(
-    router: respx.MockRouter, new_client: Callable[..., HubSpotClient], content: bytes
-) -> None:
-    router.post("/crm/v3/objects/contacts").respond(201, content=content)
+async def test_2xx_that_is_not_utf8_is_transient(router: respx.MockRouter) -> None:
+    # respx: the sandbox's injected content is text, always valid UTF-8; these bytes are not.
+    router.post(CONTACTS).respond(201, content=b"\xff\xfe")
 
-    async with new_client() as hub:
+    async with respx_client(router) as hub:
         with pytest.raises(TransientError) as caught:
             await hub.create_contact(properties={"email": "a@x.com"})
 
@@ -180,28 +196,34 @@ async def test_unreadable_2xx_is_transient(
 
 
 async def test_2xx_with_wrong_shape_is_transient_and_quotes_no_values(
-    router: respx.MockRouter, new_client: Callable[..., HubSpotClient]
+    hubspot: SandboxHubSpot, client: HubSpotClient
 ) -> None:
-    router.post("/crm/v3/objects/contacts").respond(
-        201, json={"properties": {"email": "pii@example.com"}, "archived": "maybe"}
-    )
+    wrong = {"properties": {"email": "pii@example.com"}, "archived": "maybe"}
+    await hubspot.inject(status=201, json=wrong)
 
-    async with new_client() as hub:
-        with pytest.raises(TransientError) as caught:
-            await hub.create_contact(properties={"email": "a@x.com"})
+    with pytest.raises(TransientError) as caught:
+        await client.create_contact(properties={"email": "a@x.com"})
 
     assert "id" in caught.value.message
     assert "pii@example.com" not in caught.value.message
 
 
-async def test_3xx_is_not_followed_and_is_transient(
-    router: respx.MockRouter, new_client: Callable[..., HubSpotClient]
-) -> None:
-    router.post("/crm/v3/objects/contacts").respond(302, headers={"Location": "https://evil/"})
+async def test_3xx_is_not_followed_and_is_transient(router: respx.MockRouter) -> None:
+    # respx: the sandbox answers 200..599 only; a redirect needs a hand-made response.
+    router.post(CONTACTS).respond(302, headers={"Location": "https://evil/"})
 
-    async with new_client() as hub:
+    async with respx_client(router) as hub:
         with pytest.raises(TransientError) as caught:
             await hub.create_contact(properties={"email": "a@x.com"})
 
     assert caught.value.http_status == 302
     assert router.calls.call_count == 1
+
+
+async def test_invalid_url_is_permanent(router: respx.MockRouter) -> None:
+    # respx: httpx raises InvalidURL before any byte is sent; no server can cause it.
+    router.post(CONTACTS).mock(side_effect=httpx.InvalidURL("bad url"))
+
+    async with respx_client(router) as hub:
+        with pytest.raises(PermanentError):
+            await hub.create_contact(properties={"email": "a@x.com"})

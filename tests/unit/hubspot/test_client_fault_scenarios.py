@@ -1,15 +1,11 @@
-"""Fault scenarios (401/403/423/429/5xx); like test_client_scenarios, server-neutral.
-
-Every test here talks to `hubspot` through `client` and `hubspot.inject(...)` only, so each runs
-twice (conftest.py): against the respx fake ([respx]) and the sandbox over real HTTP ([sandbox]).
-"""
+"""Fault scenarios (401/403/423/429/5xx): the sandbox (`hubspot`) refuses a wrong token on
+its own; every other fault is an answer it is told to give (`hubspot.inject`)."""
 
 from __future__ import annotations
 
 import email.utils
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -21,7 +17,7 @@ from leadsync.hubspot import (
     TransientError,
     UpsertInput,
 )
-from tests.unit.hubspot.fake import HubSpotServer
+from tests.helpers.hubspot import SandboxHubSpot, error_body, rate_limit_body
 
 PEOPLE = {"email": "ada@example.com", "firstname": "Ada", "lastname": "Lovelace"}
 RATE_10S = {
@@ -29,26 +25,8 @@ RATE_10S = {
     "X-HubSpot-RateLimit-Remaining": "0",
     "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
 }
-LIMIT_BODY = {
-    "status": "error",
-    "message": "You have reached your ten_secondly_rolling limit.",
-    "errorType": "RATE_LIMIT",
-    "correlationId": "c0ffee00-0000-4000-8000-000000000429",
-    "policyName": "TEN_SECONDLY_ROLLING",
-}
-DAILY_BODY = LIMIT_BODY | {
-    "message": "You have reached your daily limit.",
-    "policyName": "DAILY",
-}
-
-
-def _err(message: str, category: str) -> dict[str, Any]:
-    return {
-        "status": "error",
-        "message": message,
-        "correlationId": "aeb5f871-7f07-4993-9211-075dc63e7cbf",
-        "category": category,
-    }
+LIMIT_BODY = rate_limit_body("TEN_SECONDLY_ROLLING")
+DAILY_BODY = rate_limit_body("DAILY")
 
 
 # --- 401 / 403 ---------------------------------------------------------------------------
@@ -71,9 +49,9 @@ async def test_wrong_token_is_auth_error(make_client: Callable[..., HubSpotClien
     ],
 )
 async def test_credential_failures_are_auth_errors(
-    hubspot: HubSpotServer, client: HubSpotClient, status: int, category: str, message: str
+    hubspot: SandboxHubSpot, client: HubSpotClient, status: int, category: str, message: str
 ) -> None:
-    await hubspot.inject(status=status, json=_err(message, category))
+    await hubspot.inject(status=status, json=error_body(message, category))
 
     with pytest.raises(AuthError) as caught:
         await client.create_contact(properties=PEOPLE)
@@ -85,9 +63,9 @@ async def test_credential_failures_are_auth_errors(
 
 
 async def test_423_is_transient_with_two_second_minimum(
-    hubspot: HubSpotServer, client: HubSpotClient
+    hubspot: SandboxHubSpot, client: HubSpotClient
 ) -> None:
-    await hubspot.inject(status=423, json=_err("Locked", "LOCKED"))
+    await hubspot.inject(status=423, json=error_body("Locked", "LOCKED"))
 
     with pytest.raises(TransientError) as caught:
         await client.create_contact(properties=PEOPLE)
@@ -97,7 +75,7 @@ async def test_423_is_transient_with_two_second_minimum(
 
 
 async def test_429_ten_secondly_with_retry_after_seconds(
-    hubspot: HubSpotServer, client: HubSpotClient
+    hubspot: SandboxHubSpot, client: HubSpotClient
 ) -> None:
     await hubspot.inject(status=429, json=LIMIT_BODY, headers=RATE_10S | {"Retry-After": "7"})
 
@@ -114,7 +92,7 @@ async def test_429_ten_secondly_with_retry_after_seconds(
 
 
 async def test_429_with_http_date_retry_after(
-    hubspot: HubSpotServer, client: HubSpotClient
+    hubspot: SandboxHubSpot, client: HubSpotClient
 ) -> None:
     when = datetime.now(UTC) + timedelta(seconds=120)
     retry_after = email.utils.format_datetime(when, usegmt=True)
@@ -128,7 +106,7 @@ async def test_429_with_http_date_retry_after(
 
 
 async def test_429_without_retry_after_falls_back_to_window(
-    hubspot: HubSpotServer, client: HubSpotClient
+    hubspot: SandboxHubSpot, client: HubSpotClient
 ) -> None:
     await hubspot.inject(status=429, json=LIMIT_BODY, headers=RATE_10S)
 
@@ -139,7 +117,7 @@ async def test_429_without_retry_after_falls_back_to_window(
     assert caught.value.interval_seconds == 10.0
 
 
-async def test_429_daily_is_daily(hubspot: HubSpotServer, client: HubSpotClient) -> None:
+async def test_429_daily_is_daily(hubspot: SandboxHubSpot, client: HubSpotClient) -> None:
     await hubspot.inject(status=429, json=DAILY_BODY)
 
     with pytest.raises(RateLimitedError) as caught:
@@ -153,8 +131,10 @@ async def test_429_daily_is_daily(hubspot: HubSpotServer, client: HubSpotClient)
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
-async def test_5xx_is_transient(hubspot: HubSpotServer, client: HubSpotClient, status: int) -> None:
-    await hubspot.inject(status=status, json=_err("internal error", "INTERNAL_ERROR"))
+async def test_5xx_is_transient(
+    hubspot: SandboxHubSpot, client: HubSpotClient, status: int
+) -> None:
+    await hubspot.inject(status=status, json=error_body("internal error", "INTERNAL_ERROR"))
 
     with pytest.raises(TransientError) as caught:
         await client.create_contact(properties=PEOPLE)
@@ -165,9 +145,9 @@ async def test_5xx_is_transient(hubspot: HubSpotServer, client: HubSpotClient, s
 
 
 async def test_502_html_from_proxy_is_transient(
-    hubspot: HubSpotServer, client: HubSpotClient
+    hubspot: SandboxHubSpot, client: HubSpotClient
 ) -> None:
-    await hubspot.inject(status=502, content=b"<html><body>Bad Gateway</body></html>")
+    await hubspot.inject(status=502, content="<html><body>Bad Gateway</body></html>")
 
     with pytest.raises(TransientError) as caught:
         await client.create_contact(properties=PEOPLE)
@@ -175,8 +155,8 @@ async def test_502_html_from_proxy_is_transient(
     assert "Bad Gateway" in caught.value.message
 
 
-async def test_503_with_retry_after(hubspot: HubSpotServer, client: HubSpotClient) -> None:
-    await hubspot.inject(status=503, content=b"", headers={"Retry-After": "30"})
+async def test_503_with_retry_after(hubspot: SandboxHubSpot, client: HubSpotClient) -> None:
+    await hubspot.inject(status=503, content="", headers={"Retry-After": "30"})
 
     with pytest.raises(TransientError) as caught:
         await client.create_contact(properties=PEOPLE)
@@ -185,9 +165,9 @@ async def test_503_with_retry_after(hubspot: HubSpotServer, client: HubSpotClien
 
 
 async def test_client_recovers_after_a_failure(
-    hubspot: HubSpotServer, client: HubSpotClient
+    hubspot: SandboxHubSpot, client: HubSpotClient
 ) -> None:
-    await hubspot.inject(status=500, json=_err("oops", "INTERNAL_ERROR"))
+    await hubspot.inject(status=500, json=error_body("oops", "INTERNAL_ERROR"))
     with pytest.raises(HubSpotError):
         await client.create_contact(properties=PEOPLE)
 

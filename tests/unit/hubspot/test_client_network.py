@@ -1,16 +1,20 @@
-"""The client over real sockets on localhost: timeouts and refused connections really fire."""
+"""The client over real sockets on localhost: timeouts, drops and refused connections really fire.
+
+The sandbox hangs or drops a request when told to (docs/sandbox.md, injections); a refused
+connection needs no server at all.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 
 import pytest
 
 from leadsync.hubspot import HubSpotClient, TransientError
+from tests.helpers.hubspot import SandboxHubSpot
 
-TOKEN = "pat-na1-network-test"
+PEOPLE = {"email": "ada@example.com", "firstname": "Ada"}
 
 
 @pytest.fixture(autouse=True)
@@ -21,23 +25,6 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name.lower(), raising=False)
 
 
-@pytest.fixture
-async def silent_server() -> AsyncIterator[str]:
-    """Accept connections and never answer, like a hung HubSpot edge."""
-    release = asyncio.Event()
-
-    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await release.wait()
-        writer.close()
-
-    server = await asyncio.start_server(hold, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    release.set()
-    server.close()
-    await server.wait_closed()
-
-
 def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -45,10 +32,12 @@ def _closed_port() -> int:
     return port
 
 
-async def test_read_timeout_on_a_silent_server(silent_server: str) -> None:
-    async with HubSpotClient(
-        base_url=silent_server, token_provider=lambda: TOKEN, read_timeout=0.05
-    ) as hub:
+async def test_read_timeout_on_a_hanging_server(
+    hubspot: SandboxHubSpot, make_client: Callable[..., HubSpotClient]
+) -> None:
+    await hubspot.inject(action="hang")
+
+    async with make_client(read_timeout=0.05) as hub:
         with pytest.raises(TransientError) as caught:
             await hub.probe()
 
@@ -56,23 +45,44 @@ async def test_read_timeout_on_a_silent_server(silent_server: str) -> None:
     assert "ReadTimeout" in caught.value.message
 
 
-async def test_total_timeout_fires_before_a_longer_read_timeout(silent_server: str) -> None:
-    async with HubSpotClient(
-        base_url=silent_server, token_provider=lambda: TOKEN, read_timeout=10, total_timeout=0.05
-    ) as hub:
+async def test_total_timeout_fires_before_a_longer_read_timeout(
+    hubspot: SandboxHubSpot, make_client: Callable[..., HubSpotClient]
+) -> None:
+    await hubspot.inject(action="hang")
+
+    async with make_client(read_timeout=10, total_timeout=0.05) as hub:
         with pytest.raises(TransientError) as caught:
-            await hub.probe()
+            await hub.create_contact(properties=PEOPLE)
 
     assert caught.value.reason == "total_timeout"
+    assert caught.value.__context__ is None
+    assert await hubspot.contacts() == []  # a hang applies nothing
+
+
+async def test_a_dropped_connection_is_transient_though_the_write_landed(
+    hubspot: SandboxHubSpot, client: HubSpotClient
+) -> None:
+    await hubspot.inject(action="drop")
+
+    with pytest.raises(TransientError) as caught:
+        await client.create_contact(properties=PEOPLE)
+
+    assert caught.value.reason == "connection"
+    assert caught.value.http_status is None
+    assert caught.value.__context__ is None
+    # HubSpot applied it and the answer was lost: the retry must find the contact (docs/hubspot.md).
+    (contact,) = await hubspot.contacts()
+    assert contact["properties"]["email"] == "ada@example.com"
 
 
 async def test_refused_connection_is_transient() -> None:
     base_url = f"http://127.0.0.1:{_closed_port()}"
+    token = "pat-na1-network-test"
     seen: list[tuple[str, int | None]] = []
 
     async with HubSpotClient(
         base_url=base_url,
-        token_provider=lambda: TOKEN,
+        token_provider=lambda: token,
         observer=lambda op, status, _: seen.append((op, status)),
     ) as hub:
         with pytest.raises(TransientError) as caught:
@@ -80,5 +90,5 @@ async def test_refused_connection_is_transient() -> None:
 
     assert caught.value.reason == "connection"
     assert caught.value.__context__ is None
-    assert TOKEN not in str(caught.value)
+    assert token not in str(caught.value)
     assert seen == [("probe", None)]

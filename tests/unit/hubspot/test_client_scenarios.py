@@ -1,12 +1,10 @@
-"""Scenarios of HubSpot's documented behaviour; they use only the server-neutral interface.
+"""Scenarios of HubSpot's documented behaviour (docs/hubspot.md), played by the sandbox.
 
-Every test here talks to `hubspot` through `client` and `hubspot.inject(...)` only, so each runs
-twice (conftest.py): against the respx fake ([respx]) and the sandbox over real HTTP ([sandbox]).
+Every test talks to the sandbox (`hubspot`) through `client`: the sandbox's own answers, or
+one it was told to give (`hubspot.inject(...)`, docs/sandbox.md).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import pytest
 
@@ -16,18 +14,9 @@ from leadsync.hubspot import (
     PermanentError,
     UpsertInput,
 )
-from tests.unit.hubspot.fake import HubSpotServer
+from tests.helpers.hubspot import SandboxHubSpot, error_body
 
 PEOPLE = {"email": "ada@example.com", "firstname": "Ada", "lastname": "Lovelace"}
-
-
-def _err(message: str, category: str) -> dict[str, Any]:
-    return {
-        "status": "error",
-        "message": message,
-        "correlationId": "aeb5f871-7f07-4993-9211-075dc63e7cbf",
-        "category": category,
-    }
 
 
 # --- 201 / 200 ---------------------------------------------------------------------------
@@ -139,9 +128,9 @@ async def test_batch_upsert_creates_then_updates(client: HubSpotClient) -> None:
 
 
 async def test_batch_upsert_207_maps_error_to_trace_id(
-    hubspot: HubSpotServer, client: HubSpotClient
+    hubspot: SandboxHubSpot, client: HubSpotClient
 ) -> None:
-    await hubspot.set_batch_invalid_mode("207")
+    await hubspot.configure(invalid_batch="per-input")
     inputs = [
         UpsertInput(email="ok@example.com", properties={"firstname": "Ok"}, trace_id="lead-1"),
         UpsertInput(email="broken@", properties={"firstname": "Bad"}, trace_id="lead-2"),
@@ -159,9 +148,9 @@ async def test_batch_upsert_207_maps_error_to_trace_id(
 
 
 async def test_batch_upsert_invalid_input_400_fails_whole_batch(
-    hubspot: HubSpotServer, client: HubSpotClient
+    hubspot: SandboxHubSpot, client: HubSpotClient
 ) -> None:
-    await hubspot.set_batch_invalid_mode("400")
+    await hubspot.configure(invalid_batch="whole")
     inputs = [
         UpsertInput(email="ok@example.com", properties={"firstname": "Ok"}, trace_id="lead-1"),
         UpsertInput(email="x@example.com", properties={"shoe_size": "44"}, trace_id="lead-2"),
@@ -176,11 +165,11 @@ async def test_batch_upsert_invalid_input_400_fails_whole_batch(
 
 
 async def test_batch_duplicate_ids_400_is_parsed(
-    hubspot: HubSpotServer, client: HubSpotClient
+    hubspot: SandboxHubSpot, client: HubSpotClient
 ) -> None:
     # The client refuses duplicates itself, so HubSpot's answer to them is injected.
     message = "Duplicate IDs found in batch input: [ada@example.com]. IDs must be unique"
-    body = _err(message, "VALIDATION_ERROR") | {"context": {"ids": ["ada@example.com"]}}
+    body = error_body(message, "VALIDATION_ERROR") | {"context": {"ids": ["ada@example.com"]}}
     await hubspot.inject(status=400, json=body)
 
     with pytest.raises(PermanentError) as caught:
@@ -229,9 +218,9 @@ async def test_update_unknown_id_is_404_permanent(client: HubSpotClient) -> None
 
 
 async def test_404_without_body_is_still_permanent(
-    hubspot: HubSpotServer, client: HubSpotClient
+    hubspot: SandboxHubSpot, client: HubSpotClient
 ) -> None:
-    await hubspot.inject(status=404, content=b"")
+    await hubspot.inject(status=404, content="")
 
     with pytest.raises(PermanentError) as caught:
         await client.update_contact(contact_id="1", properties={"firstname": "X"})
@@ -263,8 +252,10 @@ async def test_update_to_a_taken_email_is_conflict(client: HubSpotClient) -> Non
     assert caught.value.existing_id == ada.id
 
 
-async def test_conflict_without_parseable_id(hubspot: HubSpotServer, client: HubSpotClient) -> None:
-    await hubspot.inject(status=409, json=_err("Contact already exists.", "CONFLICT"))
+async def test_conflict_without_parseable_id(
+    hubspot: SandboxHubSpot, client: HubSpotClient
+) -> None:
+    await hubspot.inject(status=409, json=error_body("Contact already exists.", "CONFLICT"))
 
     with pytest.raises(ConflictError) as caught:
         await client.create_contact(properties=PEOPLE)

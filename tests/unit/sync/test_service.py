@@ -1,31 +1,39 @@
-"""ContactWriter against a respx HubSpot and a fake budget: batch and single mode outcomes."""
+"""ContactWriter against the HubSpot sandbox and a fake budget: batch and single mode outcomes.
+
+The sandbox answers as HubSpot does, or as it is told to (`hubspot.inject`,
+`hubspot.fail_input`); `hubspot.sent` holds every request the writer's client made.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import math
+import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
 import pytest
-import respx
 
 from leadsync.engine.gate import Paused, ProbeDue
 from leadsync.engine.writer import ContactWriter, LeadResult, ResultKind
 from leadsync.hubspot.client import HubSpotClient
 from leadsync.hubspot.models import RateLimitInfo
 from leadsync.store.queue import LeadSnapshot
+from tests.helpers.hubspot import (
+    CONTACTS,
+    SEARCH,
+    UPSERT,
+    SandboxHubSpot,
+    error_body,
+    rate_limit_body,
+)
 
-BASE = "https://api.hubapi.test"
-CONTACTS = "/crm/v3/objects/contacts"
-UPSERT = f"{CONTACTS}/batch/upsert"
-SEARCH = f"{CONTACTS}/search"
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 RATE_HEADERS = {
     "X-HubSpot-RateLimit-Max": "190",
-    "X-HubSpot-RateLimit-Remaining": "150",
+    "X-HubSpot-RateLimit-Remaining": "0",
     "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
 }
 
@@ -93,45 +101,43 @@ def contact_json(contact_id: str, properties: dict[str, str], **extra: Any) -> d
     }
 
 
-def error_json(message: str, category: str, **extra: Any) -> dict[str, Any]:
-    return {"status": "error", "message": message, "correlationId": "c-1", "category": category}
-
-
-def upsert_ok(request: httpx.Request, *, skip: set[str] = frozenset()) -> httpx.Response:
-    """Answer a batch upsert like HubSpot: one result per input, ids derived from the email."""
-    inputs = json.loads(request.content)["inputs"]
-    results = [
-        contact_json(
-            str(1000 + sum(map(ord, item["id"]))),
-            item["properties"],
-            new=True,
-            objectWriteTraceId=item.get("objectWriteTraceId"),
-        )
-        for item in inputs
-        if item["id"] not in skip
+def sent(hubspot: SandboxHubSpot, path: str, method: str = "POST") -> list[dict[str, Any]]:
+    """The JSON bodies the writer sent to `method path`, in order."""
+    return [
+        json.loads(request.content)
+        for request in hubspot.sent
+        if (request.method, request.url.path) == (method, path)
     ]
-    return httpx.Response(
-        200, json={"status": "COMPLETE", "results": results}, headers=RATE_HEADERS
-    )
 
 
-def sent(route: respx.Route, index: int = -1) -> dict[str, Any]:
-    return json.loads(route.calls[index].request.content)
+def patches(hubspot: SandboxHubSpot) -> list[dict[str, Any]]:
+    """The bodies of every PATCH of a contact."""
+    return [json.loads(r.content) for r in hubspot.sent if r.method == "PATCH"]
+
+
+def contact_id(hubspot: SandboxHubSpot, email: str) -> str:
+    """The id of the sandbox's contact for `email`."""
+    found = hubspot.sandbox.state.store.get_by_email(email)
+    assert found is not None, f"no contact for {email}"
+    return found.id
+
+
+def existing(hubspot: SandboxHubSpot, email: str) -> str:
+    """Create a contact in the sandbox directly (as if made earlier) and return its id."""
+    return hubspot.sandbox.state.store.create({"email": email}, now=time.time()).id
 
 
 @pytest.fixture
-def router() -> respx.MockRouter:
-    return respx.MockRouter(base_url=BASE, assert_all_called=False, assert_all_mocked=True)
+def make_client(hubspot: SandboxHubSpot) -> Callable[..., HubSpotClient]:
+    def make(**overrides: Any) -> HubSpotClient:
+        return hubspot.client(**({"total_timeout": 5.0} | overrides))
+
+    return make
 
 
 @pytest.fixture
-async def client(router: respx.MockRouter) -> AsyncIterator[HubSpotClient]:
-    async with HubSpotClient(
-        base_url=BASE,
-        token_provider=lambda: "pat-test-token",
-        transport=httpx.MockTransport(router.async_handler),
-        total_timeout=5.0,
-    ) as hub:
+async def client(make_client: Callable[..., HubSpotClient]) -> AsyncIterator[HubSpotClient]:
+    async with make_client() as hub:
         yield hub
 
 
@@ -157,28 +163,27 @@ def by_id(results: list[LeadResult]) -> dict[int, LeadResult]:
 # --- batch mode -----------------------------------------------------------------------
 
 
-async def test_batch_upsert_syncs_every_lead(router, make_service, budget) -> None:
-    route = router.post(UPSERT).mock(side_effect=upsert_ok)
+async def test_batch_upsert_syncs_every_lead(hubspot, make_service, budget) -> None:
     leads = [lead(i, f"user{i}@x.com", firstname=f"U{i}") for i in range(1, 6)]
 
     results = by_id(await make_service().sync(leads))
 
-    assert route.call_count == 1
+    (body,) = sent(hubspot, UPSERT)
     assert budget.acquired == 1
-    body = sent(route)
     assert [i["id"] for i in body["inputs"]] == [f"user{i}@x.com" for i in range(1, 6)]
     assert {i["idProperty"] for i in body["inputs"]} == {"email"}
     assert [i["objectWriteTraceId"] for i in body["inputs"]] == ["1", "2", "3", "4", "5"]
     assert body["inputs"][0]["properties"] == {"email": "user1@x.com", "firstname": "U1"}
     assert all(r.kind is ResultKind.SYNCED and r.http_status == 200 for r in results.values())
-    assert len({r.hubspot_id for r in results.values()}) == 5
+    assert {r.hubspot_id for r in results.values()} == {
+        contact_id(hubspot, f"user{i}@x.com") for i in range(1, 6)
+    }
     assert budget.observed[-1].max == 190
-    assert budget.observed[-1].remaining == 150
-    assert route.calls[0].request.headers["Authorization"] == "Bearer pat-test-token"
+    assert budget.observed[-1].remaining == 189
+    assert hubspot.sent[0].headers["Authorization"] == f"Bearer {hubspot.token}"
 
 
-async def test_batch_dedupes_emails_and_newest_non_empty_field_wins(router, make_service) -> None:
-    route = router.post(UPSERT).mock(side_effect=upsert_ok)
+async def test_batch_dedupes_emails_and_newest_non_empty_field_wins(hubspot, make_service) -> None:
     leads = [
         lead(3, "Ana@X.com", firstname="Ana", phone="+34 600", company="Old Co"),
         lead(9, " ana@x.COM ", firstname="Anita", phone=None, company="New Co", lastname=""),
@@ -187,8 +192,8 @@ async def test_batch_dedupes_emails_and_newest_non_empty_field_wins(router, make
 
     results = by_id(await make_service().sync(leads))
 
-    assert route.call_count == 1
-    inputs = sent(route)["inputs"]
+    (body,) = sent(hubspot, UPSERT)
+    inputs = body["inputs"]
     assert [i["id"] for i in inputs] == ["ana@x.com", "bob@x.com"]
     ana = inputs[0]
     assert ana["objectWriteTraceId"] == "9"  # the newest lead of the email
@@ -199,45 +204,67 @@ async def test_batch_dedupes_emails_and_newest_non_empty_field_wins(router, make
         "company": "New Co",
     }
     assert results[3].kind is results[9].kind is ResultKind.SYNCED
-    assert results[3].hubspot_id == results[9].hubspot_id is not None
-    assert results[5].hubspot_id != results[3].hubspot_id
+    assert results[3].hubspot_id == results[9].hubspot_id == contact_id(hubspot, "ana@x.com")
+    assert results[5].hubspot_id == contact_id(hubspot, "bob@x.com")
 
 
-async def test_batch_uses_extra_properties(router, make_service) -> None:
-    route = router.post(UPSERT).mock(side_effect=upsert_ok)
+async def test_batch_uses_extra_properties(hubspot, make_service) -> None:
+    await hubspot.configure(extra_properties=["lead_source"])  # created in the portal
     service = make_service(extra_properties={"source": "lead_source"})
-    await service.sync([lead(1, "a@x.com", source="website")])
-    assert sent(route)["inputs"][0]["properties"] == {"email": "a@x.com", "lead_source": "website"}
+
+    (result,) = await service.sync([lead(1, "a@x.com", source="website")])
+
+    assert result.kind is ResultKind.SYNCED
+    (body,) = sent(hubspot, UPSERT)
+    assert body["inputs"][0]["properties"] == {"email": "a@x.com", "lead_source": "website"}
+    (contact,) = await hubspot.contacts()
+    assert contact["properties"]["lead_source"] == "website"
 
 
-async def test_batch_207_maps_errors_back_by_trace_id(router, make_service) -> None:
-    def reply(request: httpx.Request) -> httpx.Response:
-        inputs = json.loads(request.content)["inputs"]
-        ok = [i for i in inputs if "bad" not in i["id"]]
-        body = {
-            "status": "COMPLETE",
-            "results": [
-                contact_json(f"9{i['objectWriteTraceId']}", i["properties"], new=False) for i in ok
-            ],
-            "numErrors": 2,
-            "errors": [
-                {
-                    "status": "error",
-                    "category": "VALIDATION_ERROR",
-                    "message": "Email address bad1@x is invalid",
-                    "context": {"objectWriteTraceId": ["2"]},
-                },
-                {  # keyed only by the input id (the email), as some variants do
-                    "status": "error",
-                    "category": "VALIDATION_ERROR",
-                    "message": "Email address BAD2@x is invalid",
-                    "context": {"ids": ["BAD2@x"]},
-                },
-            ],
-        }
-        return httpx.Response(207, json=body)
+async def test_batch_207_fails_only_the_invalid_inputs(hubspot, make_service) -> None:
+    await hubspot.configure(invalid_batch="per-input")
+    leads = [lead(1, "good@x.com"), lead(2, "bad1@x"), lead(3, "bad2@x"), lead(4, "ok@x.com")]
 
-    router.post(UPSERT).mock(side_effect=reply)
+    results = by_id(await make_service().sync(leads))
+
+    assert len(sent(hubspot, UPSERT)) == 1
+    for good, email in ((1, "good@x.com"), (4, "ok@x.com")):
+        assert results[good].kind is ResultKind.SYNCED
+        assert results[good].http_status == 207
+        assert results[good].hubspot_id == contact_id(hubspot, email)
+    for bad in (2, 3):
+        assert results[bad].kind is ResultKind.FAILED
+        assert results[bad].http_status == 400
+        assert "VALIDATION_ERROR" in (results[bad].error or "")
+    assert "bad1@x" in (results[2].error or "")
+
+
+async def test_batch_207_maps_errors_back_by_trace_id_or_input_id(hubspot, make_service) -> None:
+    # HubSpot's variants of a 207: one error keyed by the trace id alone, one by the input id
+    # alone (in the case the input was sent with); the sandbox always sends both.
+    body = {
+        "status": "COMPLETE",
+        "results": [
+            contact_json("91", {"email": "good@x.com"}, new=False, objectWriteTraceId="1"),
+            contact_json("94", {"email": "ok@x.com"}, new=False, objectWriteTraceId="4"),
+        ],
+        "numErrors": 2,
+        "errors": [
+            {
+                "status": "error",
+                "category": "VALIDATION_ERROR",
+                "message": "Email address bad1@x is invalid",
+                "context": {"objectWriteTraceId": ["2"]},
+            },
+            {
+                "status": "error",
+                "category": "VALIDATION_ERROR",
+                "message": "Email address BAD2@x is invalid",
+                "context": {"ids": ["BAD2@x"]},
+            },
+        ],
+    }
+    await hubspot.inject(status=207, json=body)
     leads = [lead(1, "good@x.com"), lead(2, "bad1@x"), lead(3, "bad2@x"), lead(4, "ok@x.com")]
 
     results = by_id(await make_service().sync(leads))
@@ -265,47 +292,33 @@ async def test_batch_207_maps_errors_back_by_trace_id(router, make_service) -> N
     ],
 )
 async def test_batch_207_errors_follow_hubspots_status_and_category(
-    router, make_service, status: str, category: str, kind: ResultKind, recorded: int
+    hubspot, make_service, status: str, category: str, kind: ResultKind, recorded: int
 ) -> None:
-    def reply(request: httpx.Request) -> httpx.Response:
-        inputs = json.loads(request.content)["inputs"]
-        ok = [i for i in inputs if i["id"] != "odd@x.com"]
-        error = {
-            "status": status,
-            "category": category,
-            "message": "HubSpot's own words",
-            "context": {"ids": ["odd@x.com"]},
-        }
-        body = {
-            "status": "COMPLETE",
-            "results": [contact_json("7", i["properties"]) for i in ok],
-            "numErrors": 1,
-            "errors": [error],
-        }
-        return httpx.Response(207, json=body)
+    await hubspot.fail_input(
+        "odd@x.com", status=status, category=category, message="HubSpot's own words"
+    )
 
-    router.post(UPSERT).mock(side_effect=reply)
     results = by_id(await make_service().sync([lead(1, "good@x.com"), lead(2, "odd@x.com")]))
 
     assert results[1].kind is ResultKind.SYNCED
     assert results[2].kind is kind
     assert results[2].http_status == recorded
     assert results[2].error == f"{category}: HubSpot's own words"
+    assert [c["properties"]["email"] for c in await hubspot.contacts()] == ["good@x.com"]
 
 
-async def test_batch_409_retries_instead_of_failing(router, make_service) -> None:
-    body = error_json("Conflict: the contact is being written", "CONFLICT")
-    router.post(UPSERT).mock(return_value=httpx.Response(409, json=body))
+async def test_batch_409_retries_instead_of_failing(hubspot, make_service) -> None:
+    body = error_body("Conflict: the contact is being written", "CONFLICT")
+    await hubspot.inject(status=409, json=body)
     results = by_id(await make_service().sync([lead(1, "a@x.com"), lead(2, "b@x.com")]))
     assert {r.kind for r in results.values()} == {ResultKind.RETRY}
     assert {r.http_status for r in results.values()} == {409}
-    assert len(router.calls) == 1  # not split: a conflict is nobody's fault
+    assert len(hubspot.sent) == 1  # not split: a conflict is nobody's fault
 
 
 async def test_the_write_carries_the_emails_synced_leads_newest_value_wins(
-    router, make_service
+    hubspot, make_service
 ) -> None:
-    route = router.post(UPSERT).mock(side_effect=upsert_ok)
     history = [
         lead(1, "ana@x.com", firstname="First", company="Acme", phone="100"),
         lead(5, "ana@x.com", firstname="Newest", phone=None),
@@ -315,7 +328,7 @@ async def test_the_write_carries_the_emails_synced_leads_newest_value_wins(
     results = by_id(await make_service().sync([retried], history=history))
 
     assert results[3].kind is ResultKind.SYNCED
-    (sent_input,) = sent(route)["inputs"]
+    ((sent_input,),) = [body["inputs"] for body in sent(hubspot, UPSERT)]
     # By lead id: 1, then 3, then 5; empty values never win.
     assert sent_input["properties"] == {
         "email": "ana@x.com",
@@ -339,11 +352,7 @@ class LosingLease:
 
 
 @pytest.mark.parametrize("mode", ["batch", "single"])
-async def test_leads_whose_lease_is_lost_are_not_sent(router, make_service, mode: str) -> None:
-    upsert = router.post(UPSERT).mock(side_effect=upsert_ok)
-    create = router.post(CONTACTS).mock(
-        return_value=httpx.Response(201, json=contact_json("1", {"email": "a@x.com"}))
-    )
+async def test_leads_whose_lease_is_lost_are_not_sent(hubspot, make_service, mode: str) -> None:
     lease = LosingLease(lost={2})
     leads = [lead(1, "a@x.com"), lead(2, "b@x.com")]
 
@@ -351,13 +360,15 @@ async def test_leads_whose_lease_is_lost_are_not_sent(router, make_service, mode
 
     assert results[2].kind is ResultKind.RELEASED
     assert results[1].kind is ResultKind.SYNCED
-    bodies = [json.loads(c.request.content) for c in (*upsert.calls, *create.calls)]
-    assert "b@x.com" not in json.dumps(bodies)
+    assert hubspot.sent
+    assert all(b"b@x.com" not in request.content for request in hubspot.sent)
     assert lease.asked  # checked before every call
 
 
-async def test_batch_input_missing_from_a_200_is_retried(router, make_service) -> None:
-    router.post(UPSERT).mock(side_effect=lambda request: upsert_ok(request, skip={"b@x.com"}))
+async def test_batch_input_missing_from_a_200_is_retried(hubspot, make_service) -> None:
+    # A 2xx that silently leaves an input out: nothing says it was applied.
+    only_a = contact_json("1", {"email": "a@x.com"}, new=True, objectWriteTraceId="1")
+    await hubspot.inject(status=200, json={"status": "COMPLETE", "results": [only_a]})
     results = by_id(await make_service().sync([lead(1, "a@x.com"), lead(2, "b@x.com")]))
     assert results[1].kind is ResultKind.SYNCED
     assert results[2].kind is ResultKind.RETRY
@@ -367,22 +378,14 @@ async def test_batch_input_missing_from_a_200_is_retried(router, make_service) -
 
 @pytest.mark.parametrize(("n", "bad"), [(16, {5}), (32, {3, 30}), (64, {1, 17, 40}), (7, {2})])
 async def test_whole_batch_400_is_split_until_bad_leads_stand_alone(
-    router, make_service, budget, n: int, bad: set[int]
+    hubspot, make_service, budget, n: int, bad: set[int]
 ) -> None:
-    bad_emails = {f"user{i}@x" for i in bad}
+    # The bad leads carry a property the portal does not have: HubSpot's 400 names the
+    # property, not the leads, so only halving finds them.
+    await hubspot.configure(invalid_batch="whole")
+    leads = [lead(i, f"user{i}@x.com", source="web" if i in bad else None) for i in range(1, n + 1)]
 
-    def reply(request: httpx.Request) -> httpx.Response:
-        ids = [i["id"] for i in json.loads(request.content)["inputs"]]
-        wrong = [e for e in ids if e in bad_emails]
-        if wrong:
-            message = f"Property values were not valid: Email address {wrong[0]} is invalid"
-            return httpx.Response(400, json=error_json(message, "VALIDATION_ERROR"))
-        return upsert_ok(request)
-
-    route = router.post(UPSERT).mock(side_effect=reply)
-    leads = [lead(i, f"user{i}@x" if i in bad else f"user{i}@x.com") for i in range(1, n + 1)]
-
-    results = by_id(await make_service().sync(leads))
+    results = by_id(await make_service(extra_properties={"source": "lead_source"}).sync(leads))
 
     assert set(results) == set(range(1, n + 1))
     for lead_id, result in results.items():
@@ -390,29 +393,24 @@ async def test_whole_batch_400_is_split_until_bad_leads_stand_alone(
             assert result.kind is ResultKind.FAILED
             assert result.http_status == 400
             assert "VALIDATION_ERROR" in (result.error or "")
+            assert "lead_source" in (result.error or "")
         else:
             assert result.kind is ResultKind.SYNCED, lead_id
     # Each bad lead costs at most two calls per halving level, plus the first call.
+    calls = len(sent(hubspot, UPSERT))
     bound = 1 + 2 * len(bad) * math.ceil(math.log2(n))
-    assert len(bad) + 1 <= route.call_count <= bound
-    assert budget.acquired == route.call_count  # every call waits for the shared budget
+    assert len(bad) + 1 <= calls <= bound
+    assert budget.acquired == calls  # every call waits for the shared budget
+    assert len(await hubspot.contacts()) == n - len(bad)
 
 
 async def test_emails_named_by_a_whole_batch_400_are_tried_alone_the_rest_at_once(
-    router, make_service, budget
+    hubspot, make_service, budget
 ) -> None:
     # HubSpot names the invalid emails; a named email that is valid after all still syncs.
     named = ["user3@x", "user9@x.com"]
-    invalid = {"user3@x"}
-
-    def reply(request: httpx.Request) -> httpx.Response:
-        ids = [i["id"] for i in json.loads(request.content)["inputs"]]
-        if any(e in invalid for e in ids):
-            listed = ", ".join(f"Email address {e} is invalid" for e in named)
-            return httpx.Response(400, json=error_json(listed, "VALIDATION_ERROR"))
-        return upsert_ok(request)
-
-    route = router.post(UPSERT).mock(side_effect=reply)
+    listed = ", ".join(f"Email address {e} is invalid" for e in named)
+    await hubspot.inject(status=400, json=error_body(listed, "VALIDATION_ERROR"))
     leads = [lead(i, "user3@x" if i == 3 else f"user{i}@x.com") for i in range(1, 17)]
 
     results = by_id(await make_service().sync(leads))
@@ -420,7 +418,7 @@ async def test_emails_named_by_a_whole_batch_400_are_tried_alone_the_rest_at_onc
     assert results[3].kind is ResultKind.FAILED
     assert all(results[i].kind is ResultKind.SYNCED for i in range(1, 17) if i != 3)
     # The whole batch, the 14 unnamed at once, then each named email alone.
-    assert route.call_count == 4
+    assert [len(body["inputs"]) for body in sent(hubspot, UPSERT)] == [16, 14, 1, 1]
     assert budget.acquired == 4
 
 
@@ -428,17 +426,10 @@ async def test_emails_named_by_a_whole_batch_400_are_tried_alone_the_rest_at_onc
     ("policy", "daily"), [("TEN_SECONDLY_ROLLING", False), ("SECONDLY", False), ("DAILY", True)]
 )
 async def test_batch_429_rate_limits_and_pauses_once(
-    router, make_service, budget, policy: str, daily: bool
+    hubspot, make_service, budget, policy: str, daily: bool
 ) -> None:
-    body = {
-        "status": "error",
-        "message": "You have reached your limit.",
-        "errorType": "RATE_LIMIT",
-        "correlationId": "c",
-        "policyName": policy,
-    }
-    headers = {"Retry-After": "7", **RATE_HEADERS, "X-HubSpot-RateLimit-Remaining": "0"}
-    router.post(UPSERT).respond(429, json=body, headers=headers)
+    headers = {"Retry-After": "7", **RATE_HEADERS}
+    await hubspot.inject(status=429, json=rate_limit_body(policy), headers=headers)
     leads = [lead(i, f"u{i}@x.com") for i in range(1, 11)]
 
     results = by_id(await make_service().sync(leads))
@@ -458,21 +449,29 @@ async def test_batch_429_rate_limits_and_pauses_once(
 
 @pytest.mark.parametrize("status", [401, 403])
 async def test_batch_auth_failure_pauses_and_keeps_leads(
-    router, make_service, budget, status: int
+    hubspot, make_service, budget, status: int
 ) -> None:
     category = "INVALID_AUTHENTICATION" if status == 401 else "MISSING_SCOPES"
-    router.post(UPSERT).respond(status, json=error_json("Authentication failed", category))
+    await hubspot.inject(status=status, json=error_body("Authentication failed", category))
     results = by_id(await make_service().sync([lead(1, "a@x.com"), lead(2, "b@x.com")]))
     assert all(r.kind is ResultKind.AUTH_PAUSED for r in results.values())
     assert all(r.http_status == status for r in results.values())
     assert len(budget.auth_pauses) == 1
-    assert "pat-test-token" not in budget.auth_pauses[0]
+    assert hubspot.token not in budget.auth_pauses[0]
     assert budget.rate_pauses == []
 
 
+async def test_batch_revoked_token_pauses_for_auth(hubspot, make_service, budget) -> None:
+    await hubspot.configure(revoke_tokens=[hubspot.token], add_tokens=["pat-other"])
+    results = by_id(await make_service().sync([lead(1, "a@x.com")]))
+    assert results[1].kind is ResultKind.AUTH_PAUSED
+    assert results[1].http_status == 401
+    assert len(budget.auth_pauses) == 1
+
+
 @pytest.mark.parametrize("status", [500, 502, 503, 504, 521])
-async def test_batch_server_errors_retry(router, make_service, budget, status: int) -> None:
-    router.post(UPSERT).respond(status, json=error_json("oops", "INTERNAL_ERROR"))
+async def test_batch_server_errors_retry(hubspot, make_service, budget, status: int) -> None:
+    await hubspot.inject(status=status, json=error_body("oops", "INTERNAL_ERROR"))
     results = by_id(await make_service().sync([lead(1, "a@x.com"), lead(2, "b@x.com")]))
     assert all(r.kind is ResultKind.RETRY and r.http_status == status for r in results.values())
     assert all(r.error for r in results.values())
@@ -480,8 +479,8 @@ async def test_batch_server_errors_retry(router, make_service, budget, status: i
     assert budget.auth_pauses == []
 
 
-async def test_batch_423_retries_after_at_least_two_seconds(router, make_service) -> None:
-    router.post(UPSERT).respond(423, json=error_json("locked", "LOCKED"))
+async def test_batch_423_retries_after_at_least_two_seconds(hubspot, make_service) -> None:
+    await hubspot.inject(status=423, json=error_body("locked", "LOCKED"))
     (result,) = await make_service().sync([lead(1, "a@x.com")])
     assert result.kind is ResultKind.RETRY
     assert result.http_status == 423
@@ -489,135 +488,140 @@ async def test_batch_423_retries_after_at_least_two_seconds(router, make_service
     assert result.retry_after_seconds >= 2.0
 
 
-async def test_batch_503_with_retry_after_carries_it(router, make_service) -> None:
-    router.post(UPSERT).respond(503, json=error_json("busy", "X"), headers={"Retry-After": "30"})
+async def test_batch_503_with_retry_after_carries_it(hubspot, make_service) -> None:
+    await hubspot.inject(status=503, json=error_body("busy", "X"), headers={"Retry-After": "30"})
     (result,) = await make_service().sync([lead(1, "a@x.com")])
     assert result.kind is ResultKind.RETRY
     assert result.retry_after_seconds == 30
 
 
-@pytest.mark.parametrize(
-    "exc",
-    [
-        httpx.ReadTimeout("read timed out"),
-        httpx.ConnectTimeout("connect timed out"),
-        httpx.ConnectError("connection refused"),
-        httpx.RemoteProtocolError("server disconnected"),
-    ],
-)
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize("failure", ["hang", "drop", "refused"])
 async def test_batch_timeouts_and_connection_errors_retry(
-    router, make_service, exc: Exception
+    hubspot, make_client, budget, failure: str
 ) -> None:
-    router.post(UPSERT).mock(side_effect=exc)
-    results = await make_service().sync([lead(1, "a@x.com"), lead(2, "b@x.com")])
+    # hang: the read times out; drop: the connection closes unanswered; refused: nobody listens.
+    overrides: dict[str, Any] = {"read_timeout": 0.1}
+    if failure == "refused":
+        overrides["base_url"] = f"http://127.0.0.1:{_closed_port()}"
+    else:
+        await hubspot.inject(action=failure)
+
+    async with make_client(**overrides) as client:
+        service = ContactWriter(client=client, budget=budget, mode="batch")  # type: ignore[arg-type]
+        results = await service.sync([lead(1, "a@x.com"), lead(2, "b@x.com")])
+
     assert [r.kind for r in results] == [ResultKind.RETRY, ResultKind.RETRY]
     assert all(r.http_status is None for r in results)
 
 
-async def test_batch_unreadable_2xx_retries(router, make_service) -> None:
-    router.post(UPSERT).respond(200, content=b"<html>gateway</html>")
+async def test_batch_unreadable_2xx_retries(hubspot, make_service) -> None:
+    await hubspot.inject(status=200, content="<html>gateway</html>")
     (result,) = await make_service().sync([lead(1, "a@x.com")])
     assert result.kind is ResultKind.RETRY
 
 
 @pytest.mark.parametrize("exc", [Paused(until=NOW, reason="rate_limit"), ProbeDue()])
 async def test_batch_paused_budget_releases_without_calling(
-    router, make_service, budget, exc: Exception
+    hubspot, make_service, budget, exc: Exception
 ) -> None:
-    route = router.post(UPSERT).mock(side_effect=upsert_ok)
     budget.fail_from, budget.fail_with = 1, exc
     results = by_id(await make_service().sync([lead(1, "a@x.com"), lead(2, "a@x.com")]))
-    assert route.call_count == 0
+    assert hubspot.sent == []
     assert [r.kind for r in results.values()] == [ResultKind.RELEASED] * 2
 
 
-async def test_batch_paused_while_splitting_releases_the_rest(router, make_service, budget) -> None:
-    router.post(UPSERT).mock(
-        side_effect=lambda request: httpx.Response(
-            400, json=error_json("Property values were not valid", "VALIDATION_ERROR")
-        )
-    )
+async def test_batch_paused_while_splitting_releases_the_rest(
+    hubspot, make_service, budget
+) -> None:
+    body = error_body("Property values were not valid", "VALIDATION_ERROR")
+    await hubspot.inject(status=400, json=body)
     budget.fail_from = 2  # the first call goes out, the split halves find the gate paused
     results = by_id(await make_service().sync([lead(i, f"u{i}@x.com") for i in range(1, 5)]))
     assert all(r.kind is ResultKind.RELEASED for r in results.values())
+    assert len(hubspot.sent) == 1
 
 
 # --- single mode ----------------------------------------------------------------------
 
 
-async def test_single_creates_a_contact(router, make_service, budget) -> None:
-    create = router.post(CONTACTS).respond(
-        201, json=contact_json("501", {"email": "a@x.com"}), headers=RATE_HEADERS
-    )
+async def test_single_creates_a_contact(hubspot, make_service, budget) -> None:
     (result,) = await make_service("single").sync([lead(1, "A@x.com", firstname="Ana")])
-    assert result == LeadResult(1, ResultKind.SYNCED, hubspot_id="501", http_status=201)
-    assert sent(create) == {"properties": {"email": "a@x.com", "firstname": "Ana"}}
+    created = contact_id(hubspot, "a@x.com")
+    assert result == LeadResult(1, ResultKind.SYNCED, hubspot_id=created, http_status=201)
+    assert sent(hubspot, CONTACTS) == [{"properties": {"email": "a@x.com", "firstname": "Ana"}}]
     assert budget.acquired == 1
     assert budget.observed[-1].max == 190
 
 
-async def test_single_dedupes_leads_of_one_email(router, make_service) -> None:
-    create = router.post(CONTACTS).respond(201, json=contact_json("501", {"email": "a@x.com"}))
+async def test_single_dedupes_leads_of_one_email(hubspot, make_service) -> None:
     leads = [lead(1, "a@x.com", firstname="Old"), lead(2, "A@X.com", firstname="New")]
     results = by_id(await make_service("single").sync(leads))
-    assert create.call_count == 1
-    assert sent(create)["properties"]["firstname"] == "New"
-    assert results[1].hubspot_id == results[2].hubspot_id == "501"
+    (create,) = sent(hubspot, CONTACTS)
+    assert create["properties"]["firstname"] == "New"
+    assert results[1].hubspot_id == results[2].hubspot_id == contact_id(hubspot, "a@x.com")
 
 
-async def test_single_409_patches_the_existing_id(router, make_service, budget) -> None:
-    router.post(CONTACTS).respond(
-        409, json=error_json("Contact already exists. Existing ID: 37765128953", "CONFLICT")
-    )
-    patch = router.patch(f"{CONTACTS}/37765128953").respond(
-        200, json=contact_json("37765128953", {"email": "a@x.com"})
-    )
-    search = router.post(SEARCH).respond(200, json={"total": 0, "results": []})
+async def test_single_409_patches_the_existing_id(hubspot, make_service, budget) -> None:
+    known = existing(hubspot, "a@x.com")
 
     (result,) = await make_service("single").sync([lead(1, "a@x.com", firstname="Ana")])
 
-    assert result == LeadResult(1, ResultKind.SYNCED, hubspot_id="37765128953", http_status=200)
-    assert sent(patch) == {"properties": {"email": "a@x.com", "firstname": "Ana"}}
-    assert search.call_count == 0
+    assert result == LeadResult(1, ResultKind.SYNCED, hubspot_id=known, http_status=200)
+    assert sent(hubspot, f"{CONTACTS}/{known}", "PATCH") == [
+        {"properties": {"email": "a@x.com", "firstname": "Ana"}}
+    ]
+    assert sent(hubspot, SEARCH) == []
     assert budget.acquired == 2  # the create and the patch both count against the budget
 
 
-async def test_single_409_without_id_searches_then_patches(router, make_service) -> None:
-    router.post(CONTACTS).respond(409, json=error_json("Contact already exists", "CONFLICT"))
-    search = router.post(SEARCH).respond(
-        200, json={"total": 1, "results": [contact_json("777", {"email": "a@x.com"})]}
+async def test_single_409_without_id_searches_then_patches(hubspot, make_service) -> None:
+    known = existing(hubspot, "a@x.com")
+    await hubspot.inject(
+        status=409, json=error_body("Contact already exists", "CONFLICT"), endpoints=["create"]
     )
-    patch = router.patch(f"{CONTACTS}/777").respond(200, json=contact_json("777", {}))
 
     (result,) = await make_service("single").sync([lead(1, "A@x.com")])
 
     assert result.kind is ResultKind.SYNCED
-    assert result.hubspot_id == "777"
-    assert patch.call_count == 1
-    flt = sent(search)["filterGroups"][0]["filters"][0]
+    assert result.hubspot_id == known
+    assert len(patches(hubspot)) == 1
+    (search,) = sent(hubspot, SEARCH)
+    flt = search["filterGroups"][0]["filters"][0]
     assert flt == {"propertyName": "email", "operator": "EQ", "value": "a@x.com"}
 
 
-async def test_single_409_search_finds_nothing_retries(router, make_service) -> None:
-    router.post(CONTACTS).respond(409, json=error_json("Contact already exists", "CONFLICT"))
-    router.post(SEARCH).respond(200, json={"total": 0, "results": []})
-    patch = router.patch(url__regex=rf"{CONTACTS}/.+").respond(200, json=contact_json("1", {}))
+async def test_single_409_search_finds_nothing_retries(hubspot, make_service) -> None:
+    # Search lags creates by seconds: the contact the 409 speaks of is not found yet.
+    await hubspot.inject(
+        status=409, json=error_body("Contact already exists", "CONFLICT"), endpoints=["create"]
+    )
 
     (result,) = await make_service("single").sync([lead(1, "a@x.com")])
 
     assert result.kind is ResultKind.RETRY
     assert result.http_status == 409
-    assert patch.call_count == 0
+    assert len(sent(hubspot, SEARCH)) == 1
+    assert patches(hubspot) == []
 
 
 async def test_single_search_429_does_not_pause_the_shared_budget(
-    router, make_service, budget
+    hubspot, make_service, budget
 ) -> None:
-    router.post(CONTACTS).respond(409, json=error_json("Contact already exists", "CONFLICT"))
-    router.post(SEARCH).respond(
-        429,
-        json={"status": "error", "message": "secondly", "policyName": "SECONDLY"},
+    await hubspot.inject(
+        status=409, json=error_body("Contact already exists", "CONFLICT"), endpoints=["create"]
+    )
+    await hubspot.inject(
+        status=429,
+        json=rate_limit_body("SECONDLY"),
         headers={"Retry-After": "1"},
+        endpoints=["search"],
     )
 
     (result,) = await make_service("single").sync([lead(1, "a@x.com")])
@@ -626,57 +630,41 @@ async def test_single_search_429_does_not_pause_the_shared_budget(
     assert budget.rate_pauses == []
 
 
-async def test_single_create_429_pauses(router, make_service, budget) -> None:
-    router.post(CONTACTS).respond(
-        429,
-        json={"status": "error", "message": "daily", "policyName": "DAILY"},
-    )
+async def test_single_create_429_pauses(hubspot, make_service, budget) -> None:
+    await hubspot.inject(status=429, json=rate_limit_body("DAILY"), endpoints=["create"])
     results = await make_service("single").sync([lead(1, "a@x.com"), lead(2, "b@x.com")])
     assert results[0].kind is ResultKind.RATE_LIMITED
     assert budget.rate_pauses[0]["daily"] is True
 
 
-async def test_single_400_fails_only_that_lead(router, make_service) -> None:
-    def reply(request: httpx.Request) -> httpx.Response:
-        email = json.loads(request.content)["properties"]["email"]
-        if email == "bad@x":
-            return httpx.Response(
-                400, json=error_json("Property values were not valid", "VALIDATION_ERROR")
-            )
-        return httpx.Response(201, json=contact_json("42", {"email": email}))
-
-    router.post(CONTACTS).mock(side_effect=reply)
+async def test_single_400_fails_only_that_lead(hubspot, make_service) -> None:
     results = by_id(await make_service("single").sync([lead(1, "bad@x"), lead(2, "ok@x.com")]))
     assert results[1].kind is ResultKind.FAILED
     assert results[1].http_status == 400
     assert results[2].kind is ResultKind.SYNCED
 
 
-async def test_single_paused_mid_batch_releases_the_rest(router, make_service, budget) -> None:
-    create = router.post(CONTACTS).respond(201, json=contact_json("42", {}))
+async def test_single_paused_mid_batch_releases_the_rest(hubspot, make_service, budget) -> None:
     budget.fail_from = 2
     results = by_id(
         await make_service("single").sync([lead(i, f"u{i}@x.com") for i in range(1, 4)])
     )
-    assert create.call_count == 1
+    assert len(sent(hubspot, CONTACTS)) == 1
     assert results[1].kind is ResultKind.SYNCED
     assert results[2].kind is results[3].kind is ResultKind.RELEASED
 
 
-async def test_single_paused_before_the_patch_releases(router, make_service, budget) -> None:
-    router.post(CONTACTS).respond(
-        409, json=error_json("Contact already exists. Existing ID: 5", "CONFLICT")
-    )
-    patch = router.patch(f"{CONTACTS}/5").respond(200, json=contact_json("5", {}))
+async def test_single_paused_before_the_patch_releases(hubspot, make_service, budget) -> None:
+    existing(hubspot, "a@x.com")  # the create answers 409 with its id
     budget.fail_from = 2
     (result,) = await make_service("single").sync([lead(1, "a@x.com")])
     assert result.kind is ResultKind.RELEASED
-    assert patch.call_count == 0
+    assert patches(hubspot) == []
 
 
 @pytest.mark.parametrize("status", [401, 403])
-async def test_single_auth_failure_pauses(router, make_service, budget, status: int) -> None:
-    router.post(CONTACTS).respond(status, json=error_json("nope", "INVALID_AUTHENTICATION"))
+async def test_single_auth_failure_pauses(hubspot, make_service, budget, status: int) -> None:
+    await hubspot.inject(status=status, json=error_body("nope", "INVALID_AUTHENTICATION"))
     (result,) = await make_service("single").sync([lead(1, "a@x.com")])
     assert result.kind is ResultKind.AUTH_PAUSED
     assert len(budget.auth_pauses) == 1
@@ -685,35 +673,28 @@ async def test_single_auth_failure_pauses(router, make_service, budget, status: 
 # --- a prepaid first turn (the worker already waited for the budget's slot) -----------
 
 
-async def test_prepaid_batch_does_not_acquire_again(router, make_service, budget) -> None:
-    route = router.post(UPSERT).mock(side_effect=upsert_ok)
+async def test_prepaid_batch_does_not_acquire_again(hubspot, make_service, budget) -> None:
     results = await make_service().sync([lead(1, "a@x.com")], prepaid=True)
     assert results[0].kind is ResultKind.SYNCED
-    assert route.call_count == 1
+    assert len(sent(hubspot, UPSERT)) == 1
     assert budget.acquired == 0
 
 
-async def test_prepaid_covers_only_the_first_call_of_a_split(router, make_service, budget) -> None:
-    def reply(request: httpx.Request) -> httpx.Response:
-        ids = [i["id"] for i in json.loads(request.content)["inputs"]]
-        if "bad@x" in ids:
-            return httpx.Response(400, json=error_json("Property values were not valid", "V"))
-        return upsert_ok(request)
-
-    route = router.post(UPSERT).mock(side_effect=reply)
+async def test_prepaid_covers_only_the_first_call_of_a_split(hubspot, make_service, budget) -> None:
     leads = [lead(1, "a@x.com"), lead(2, "bad@x"), lead(3, "c@x.com"), lead(4, "d@x.com")]
     results = by_id(await make_service().sync(leads, prepaid=True))
     assert results[2].kind is ResultKind.FAILED
-    assert budget.acquired == route.call_count - 1
+    calls = len(sent(hubspot, UPSERT))
+    assert calls > 1
+    assert budget.acquired == calls - 1
 
 
-async def test_prepaid_single_mode_pays_for_every_later_call(router, make_service, budget) -> None:
-    router.post(CONTACTS).respond(
-        409, json=error_json("Contact already exists. Existing ID: 5", "CONFLICT")
-    )
-    router.patch(f"{CONTACTS}/5").respond(200, json=contact_json("5", {}))
+async def test_prepaid_single_mode_pays_for_every_later_call(hubspot, make_service, budget) -> None:
+    for email in ("a@x.com", "b@x.com"):
+        existing(hubspot, email)  # each create answers 409, then a patch
     results = await make_service("single").sync(
         [lead(1, "a@x.com"), lead(2, "b@x.com")], prepaid=True
     )
     assert [r.kind for r in results] == [ResultKind.SYNCED, ResultKind.SYNCED]
+    assert len(hubspot.sent) == 4
     assert budget.acquired == 3  # 4 calls (2 creates, 2 patches), the first one prepaid

@@ -1,4 +1,4 @@
-"""Helpers of the worker tests: run a worker for a block, store leads, read their state."""
+"""The worker in tests: run one for a block, submit leads as POST /leads does, wait on them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from leadsync.config import Settings
 from leadsync.engine.worker import Worker
@@ -18,9 +17,7 @@ from leadsync.store.queue import LeadSnapshot
 from leadsync.store.tables import Lead
 from leadsync.usecases.leads import submit_lead
 from leadsync.usecases.schemas import LeadIn
-from tests.integration.sync.conftest import fetch
-
-Sessions = async_sessionmaker[AsyncSession]
+from tests.helpers.leads import Sessions, fetch
 
 
 @asynccontextmanager

@@ -1,4 +1,4 @@
-"""Test helpers shared by every suite: wait on a condition instead of sleeping."""
+"""Wait on a condition with a deadline instead of sleeping: the one polling loop of the tests."""
 
 from __future__ import annotations
 
@@ -8,9 +8,6 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
-
-INTERNAL_TOKEN = "test-internal-token"
-INTERNAL_HEADERS = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
 
 
 class WaitTimeout(AssertionError):
@@ -28,6 +25,7 @@ async def wait_for(
 
     Raises WaitTimeout naming the predicate and its last value once `timeout` seconds pass.
     Use this instead of `asyncio.sleep(...)`: a test waits for a condition, never for time.
+    A predicate may block (a sync HTTP call to a sandbox in a thread): the loop only polls.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
