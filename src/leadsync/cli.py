@@ -159,36 +159,23 @@ def serve(
     if worker:
         warn_without_hubspot_token(settings)
     typer.echo(f"leadsync {__version__}: API docs at http://{host}:{port}/docs")
-    # Request heads are bounded while they are read (leadsync/headers.py): the protocol takes
-    # its limit from h11_max_incomplete_event_size, which also bounds uvicorn's h11.
-    protocol, head_limit = (
-        "leadsync.web.headers:BoundedHttpToolsProtocol",
-        settings.max_header_bytes,
-    )
+    # Request heads are bounded while they are read (web/headers.py): the protocol takes its
+    # limit from h11_max_incomplete_event_size, which also bounds uvicorn's h11.
+    server: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "access_log": False,
+        "http": "leadsync.web.headers:BoundedHttpToolsProtocol",
+        "h11_max_incomplete_event_size": settings.max_header_bytes,
+    }
     if processes == 1:
-        uvicorn.run(
-            app_with_worker() if worker else app_without_worker(),
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            http=protocol,
-            h11_max_incomplete_event_size=head_limit,
-        )
+        uvicorn.run(app_with_worker() if worker else app_without_worker(), **server)
         return
     # Several processes: uvicorn imports the factory in each; settings come from the same
     # environment, migrations are serialised by the database (advisory lock / BEGIN IMMEDIATE).
-    uvicorn.run(
-        f"leadsync.app:{'app_with_worker' if worker else 'app_without_worker'}",
-        factory=True,
-        workers=processes,
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        http=protocol,
-        h11_max_incomplete_event_size=head_limit,
-    )
+    factory = "app_with_worker" if worker else "app_without_worker"
+    uvicorn.run(f"leadsync.app:{factory}", factory=True, workers=processes, **server)
 
 
 @app.command()
