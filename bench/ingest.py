@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -119,7 +120,7 @@ class Row:
         if self.ratio < GOAL_RATIO:
             found.append(f"throughput {self.ratio:.2f} < {GOAL_RATIO}")
         if self.connections == P99_CONNECTIONS and self.p99_ratio > GOAL_P99_RATIO:
-            found.append(f"p99 {self.p99_ratio:.2f}x > {GOAL_P99_RATIO:.0f}x")
+            found.append(f"p99 {self.p99_ratio:.3f}x > {GOAL_P99_RATIO:.0f}x")
         if self.ours.errors:
             found.append(f"{self.ours.errors} errors")
         return found
@@ -167,6 +168,14 @@ HEADERS = [
     "errors",
     "goal",
 ]
+
+
+def load_note() -> str:
+    """Say how busy the machine was before the run (warn when others use its cores)."""
+    load = os.getloadavg()[0]
+    if load > 1.0:
+        log(f"warning: 1-minute load average {load:.1f} before the run: figures will be noisy")
+    return f"1-minute load average before the run: {load:.1f}."
 
 
 def free_port() -> int:
@@ -322,6 +331,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="Do not update RESULTS.md.")
     args = parser.parse_args()
     levels = args.concurrency or [8, 32]
+    before = load_note()
     rows: list[Row] = []
     for kind in args.db or ["postgres", "sqlite"]:
         for procs in (args.processes or [1, 2]) if kind == "postgres" else [1]:
@@ -342,6 +352,7 @@ def main() -> None:
             table(HEADERS, [row.cells() for row in rows]),
             "",
             summary(rows),
+            f"- {before}",
         ]
     )
     print("\n" + text)
