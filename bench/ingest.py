@@ -21,6 +21,7 @@ unique index on email, no idempotency key).
 
     python bench/ingest.py                       # both databases, writes bench/RESULTS.md
     python bench/ingest.py --db postgres --seconds 5 --concurrency 32 --processes 1
+    python bench/ingest.py --rounds 3            # on a busy machine: medians of 3 turns
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import argparse
 import contextlib
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -241,6 +243,16 @@ def database(kind: str) -> Iterator[str]:
             yield url
 
 
+def median_level(levels: Sequence[Level]) -> Level:
+    """Each figure's median over rounds; errors are summed."""
+    return Level(
+        rate=statistics.median(level.rate for level in levels),
+        p50_ms=statistics.median(level.p50_ms for level in levels),
+        p99_ms=statistics.median(level.p99_ms for level in levels),
+        errors=sum(level.errors for level in levels),
+    )
+
+
 def describe(level: Level) -> str:
     """One progress fragment."""
     errors = f" ({level.errors} errors)" if level.errors else ""
@@ -248,7 +260,7 @@ def describe(level: Level) -> str:
 
 
 def bench_database(
-    kind: str, *, levels: list[int], seconds: int, warmup: int, procs: int = 1
+    kind: str, *, levels: list[int], seconds: int, warmup: int, rounds: int = 1, procs: int = 1
 ) -> list[Row]:
     """Measure leadsync (and on PostgreSQL the ceiling) on one database at every level."""
     rows: list[Row] = []
@@ -271,14 +283,23 @@ def bench_database(
                 log(f"  warming up {name} for {warmup} s")
                 run_wrk(f"{base}/leads", connections=P99_CONNECTIONS, seconds=warmup)
             for index, connections in enumerate(levels):
-                order = list(targets) if index % 2 == 0 else list(reversed(targets))
-                measured: dict[str, Level] = {}
-                for name in order:
-                    log(f"  {kind} x{procs} c={connections}: {name} for {seconds} s ...")
-                    measured[name] = run_wrk(
-                        f"{targets[name]}/leads", connections=connections, seconds=seconds
-                    )
-                    log(f"    {name}: {describe(measured[name])}")
+                runs: dict[str, list[Level]] = {name: [] for name in targets}
+                for turn in range(rounds):
+                    # Take turns, the order alternating, so that a slow spell of a shared
+                    # machine does not always fall on the same app.
+                    order = list(targets) if (index + turn) % 2 == 0 else list(reversed(targets))
+                    for name in order:
+                        log(
+                            f"  {kind} x{procs} c={connections}"
+                            f"{f' round {turn + 1}/{rounds}' if rounds > 1 else ''}: "
+                            f"{name} for {seconds} s ..."
+                        )
+                        level = run_wrk(
+                            f"{targets[name]}/leads", connections=connections, seconds=seconds
+                        )
+                        runs[name].append(level)
+                        log(f"    {name}: {describe(level)}")
+                measured = {name: median_level(levels_) for name, levels_ in runs.items()}
                 row = Row(kind, procs, connections, measured["leadsync"], measured.get("ceiling"))
                 if row.ratio is not None:
                     log(
@@ -328,6 +349,12 @@ def main() -> None:
         action="append",
         help="Server processes on PostgreSQL (repeatable; default 1 and 2; SQLite runs 1).",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="Runs per app and level, taking turns; the table shows each figure's median.",
+    )
     parser.add_argument("--no-write", action="store_true", help="Do not update RESULTS.md.")
     args = parser.parse_args()
     levels = args.concurrency or [8, 32]
@@ -337,12 +364,19 @@ def main() -> None:
         for procs in (args.processes or [1, 2]) if kind == "postgres" else [1]:
             log(f"ingest on {kind}, {procs} process(es): {levels} connections, {args.seconds} s")
             rows += bench_database(
-                kind, levels=levels, seconds=args.seconds, warmup=args.warmup, procs=procs
+                kind,
+                levels=levels,
+                seconds=args.seconds,
+                warmup=args.warmup,
+                rounds=args.rounds,
+                procs=procs,
             )
     text = "\n".join(
         [
             "`POST /leads` (one 7-field lead, the same body every time) driven by wrk (1 thread, "
-            f"{args.seconds} s per run) on `leadsync serve --no-worker --processes N`, and on "
+            f"{args.seconds} s per run"
+            f"{f', median of {args.rounds} rounds' if args.rounds > 1 else ''}) on "
+            "`leadsync serve --no-worker --processes N`, and on "
             "PostgreSQL beside bench/ceiling_app.py with N uvicorn workers (FastAPI + pydantic "
             "+ asyncpg: the same INSERT and NOTIFY into the same `leads` table, one transaction "
             "per request). Ratios are leadsync/ceiling, measured in turn in the same run. "
