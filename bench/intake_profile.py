@@ -171,6 +171,11 @@ def shares(counts: Counter[str], *, cpu_us: float) -> list[tuple[str, str, str]]
     return rows
 
 
+def top(rows: list[tuple[str, str, str]], count: int = 4) -> str:
+    """The first rows as `label share`, for one line of prose."""
+    return "; ".join(f"{label} {share}" for label, share, _ in rows[:count] if label != OTHER)
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process (from /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -275,6 +280,8 @@ def main() -> None:
             f"CPU per lead without the profiler, same run: leadsync **{cpu['leadsync']:,.0f} us**, "
             f"ceiling (bench/ceiling_app.py) **{cpu['ceiling']:,.0f} us** "
             f"({cpu['leadsync'] / cpu['ceiling']:.1f}x). {before}",
+            "",
+            f"Largest stages: {top(stages)}. Largest layers: {top(layers)}.",
             "",
             "By stage of the request (the innermost stage on the stack):",
             "",
