@@ -54,6 +54,11 @@ HERE = Path(__file__).resolve().parent
 CONNECTIONS = 8
 OTHER = "other (under 1% each)"
 
+# leadsync's own modules, in the layout before and after the src/ restructuring (web/, store/,
+# usecases/). The stage patterns name leadsync's functions: check them when those move.
+STRICT_JSON = r"\(leadsync/(web/)?strictjson\.py"
+FIELD_RULES = r"\(leadsync/(leads/|usecases/)?(schemas|emails)\.py"
+SIZE_LIMITS = r"\(leadsync/(app|(web/)?(headers|bodysize))\.py"
 # (label, pattern on a frame "function (path:line)"). A sample counts for the innermost frame
 # matching any pattern; when one frame matches several, the first pattern wins.
 LAYERS = [
@@ -68,9 +73,9 @@ LAYERS = [
     ("SQLAlchemy Core/engine (execute, caches, results)", r"\(sqlalchemy/"),
     ("pydantic (validation, serialization)", r"\((pydantic|pydantic_core)/"),
     ("email_validator/idna", r"\((email_validator|idna)/"),
-    ("leadsync strict JSON", r"\(leadsync/strictjson\.py"),
-    ("leadsync field rules", r"\(leadsync/(leads/schemas|emails)\.py"),
-    ("leadsync size limits (middleware, HTTP head)", r"\(leadsync/(app|headers)\.py"),
+    ("leadsync strict JSON", STRICT_JSON),
+    ("leadsync field rules", FIELD_RULES),
+    ("leadsync size limits (middleware, HTTP head)", SIZE_LIMITS),
     ("prometheus_client", r"\(prometheus_client/"),
     ("logging/structlog", r"\((logging|structlog)/"),
     ("leadsync, other", r"\(leadsync/"),
@@ -103,22 +108,23 @@ STAGES = [
     ),
     (
         "INSERT + NOTIFY (values, SQLAlchemy execute)",
-        r"^create_lead \(leadsync/leads/service\.py|announce_new_leads |^Session\.execute ",
+        r"^create_lead \(leadsync/leads/service\.py|^insert_lead |announce_new_leads |"
+        r"^Session\.execute ",
     ),
     (
         "session setup (sessionmaker, begin)",
         r"async_sessionmaker\.__call__ |Session\.__init__ |Session\.begin |AsyncSession\.begin |"
-        r"^transaction \(leadsync/db\.py",
+        r"^transaction \(leadsync/(store/)?db\.py",
     ),
-    ("body: strict JSON parse", r"\(leadsync/strictjson\.py|^Request\.(body|json) "),
+    ("body: strict JSON parse", rf"{STRICT_JSON}|^Request\.(body|json) "),
     (
         "body: LeadIn validation (pydantic, text rules, email)",
-        r"request_body_to_args |ModelField\.validate |\(leadsync/(leads/schemas|emails)\.py",
+        rf"request_body_to_args |ModelField\.validate |{FIELD_RULES}",
     ),
     ("metrics counter + worker wake-up", r"\(prometheus_client/|wake_worker "),
-    ("route handler, other", r"^create_lead \(leadsync/leads/api\.py"),
+    ("route handler, other", r"^create_lead \(leadsync/(leads/api|web/leads)\.py|^submit_lead "),
     ("FastAPI dependencies, routing, telemetry check", r"\(fastapi/"),
-    ("middleware stack (Starlette, size limits)", r"\(starlette/|\(leadsync/(app|headers)\.py"),
+    ("middleware stack (Starlette, size limits)", rf"\(starlette/|{SIZE_LIMITS}"),
     (
         "HTTP parse (httptools callbacks)",
         r"HttpToolsProtocol\.(data_received|on_\w+|_\w+) |"
