@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"
 LEADSYNC = str(Path(sys.executable).parent / "leadsync")
 PG_ADMIN_URL = os.environ.get("LEADSYNC_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+# Scratch databases are named PREFIX_<name>_<pid>; another prefix keeps parallel runs apart.
+DB_PREFIX = os.environ.get("LEADSYNC_BENCH_DB_PREFIX", "leadsync_bench")
 
 
 def _exit_on_sigterm(_signum: int, _frame: object) -> None:
@@ -66,7 +68,7 @@ def log(message: str) -> None:
 @contextlib.contextmanager
 def scratch_postgres(name: str) -> Iterator[str]:
     """Create a throw-away PostgreSQL database; yield its URL; drop it afterwards."""
-    database = f"leadsync_bench_{name}_{os.getpid()}"
+    database = f"{DB_PREFIX}_{name}_{os.getpid()}"
 
     async def admin(sql: str) -> None:
         conn = await asyncpg.connect(PG_ADMIN_URL)
