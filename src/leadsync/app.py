@@ -12,7 +12,8 @@ from leadsync import __version__, runtime
 from leadsync.config import Settings, load_settings
 from leadsync.logging import configure_logging, get_logger
 from leadsync.store import migrations
-from leadsync.store.db import create_engine, create_sessionmaker
+from leadsync.store.db import POOL_SIZE, create_engine, create_sessionmaker
+from leadsync.store.leads import open_intake
 from leadsync.web import health, leads, sync
 from leadsync.web.bodysize import BodySizeLimit
 from leadsync.web.context import AppContext
@@ -44,7 +45,10 @@ def create_app(
                 before, after = await migrations.upgrade(engine)
                 if before != after:
                     log.info("db.migrated", before=before, after=after)
-            ctx = AppContext(settings=settings, engine=engine, sessions=create_sessionmaker(engine))
+            sessions = create_sessionmaker(engine)
+            intake = await open_intake(engine, sessions, max_size=POOL_SIZE)
+            stack.push_async_callback(intake.close)
+            ctx = AppContext(settings=settings, engine=engine, sessions=sessions, intake=intake)
             app.state.ctx = ctx
             await runtime.start_sampler(ctx.sessions, settings=settings, stack=stack)
             if background is not None:

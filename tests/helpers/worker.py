@@ -13,6 +13,7 @@ from leadsync.engine.worker import Worker
 from leadsync.engine.writer import LeadResult
 from leadsync.hubspot.client import HubSpotClient
 from leadsync.runtime import start_worker
+from leadsync.store.leads import SessionIntake
 from leadsync.store.queue import LeadSnapshot
 from leadsync.store.tables import Lead
 from leadsync.usecases.leads import submit_lead
@@ -47,8 +48,8 @@ async def sandbox_worker(
 async def new_lead(sessions: Sessions, **fields: Any) -> int:
     """Store a lead through the use case behind POST /leads and return its id."""
     data = LeadIn(**({"email": "ana@example.com", "firstname": "Ana"} | fields))
-    stored = await submit_lead(sessions, data=data, idempotency_key=None)
-    return stored.lead.id
+    stored = await submit_lead(SessionIntake(sessions), data=data, idempotency_key=None)
+    return stored.id
 
 
 def status_of(sessions: Sessions, lead_id: int, status: str = "SYNCED") -> Callable[[], Any]:

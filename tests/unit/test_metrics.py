@@ -233,7 +233,7 @@ async def _add_lead(
         stored = await insert_lead(session, fields={"email": f"{status.value.lower()}@x.com"})
         await session.execute(
             update(Lead)
-            .where(Lead.id == stored.lead.id)
+            .where(Lead.id == stored.id)
             .values(
                 hubspot_sync_status=status.value,
                 hubspot_next_attempt_at=utcnow() - dt.timedelta(seconds=due_ago),

@@ -84,7 +84,17 @@ def _sqlite_on_begin(conn: Any) -> None:
 CONNECT_TIMEOUT_SECONDS = 10.0
 
 
-def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
+class DatabaseUnavailable(Exception):
+    """The database did not answer (down, refusing, unreachable): not the caller's fault.
+
+    Raised by the store's own driver paths; SQLAlchemy's OperationalError says the same."""
+
+
+# Connections each pool of a process keeps (SQLAlchemy's may overflow to twice as many).
+POOL_SIZE = 10
+
+
+def create_engine(url: str, *, echo: bool = False, pool_size: int = POOL_SIZE) -> AsyncEngine:
     """Create the async engine for a URL that already names its async driver."""
     if url.startswith("sqlite"):
         # A small pool: opening a SQLite connection (file, pragmas, its aiosqlite thread)

@@ -5,29 +5,24 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from leadsync.store import leads
-from leadsync.store.db import transaction
-from leadsync.store.leads import IdempotencyConflict, Stored
+from leadsync.store.leads import IdempotencyConflict, LeadIntake, Stored
 from leadsync.store.tables import Lead, SyncStatus
 from leadsync.usecases.schemas import LeadIn
 
 __all__ = ["IdempotencyConflict", "Stored", "get_lead", "list_leads", "submit_lead"]
 
 
-async def submit_lead(
-    sessions: async_sessionmaker[AsyncSession], *, data: LeadIn, idempotency_key: str | None
-) -> Stored:
+async def submit_lead(intake: LeadIntake, *, data: LeadIn, idempotency_key: str | None) -> Stored:
     """Store the lead in one transaction (PENDING, announced to the workers on commit).
 
     With an idempotency key, the same key and body return the first lead (`created` False);
     the same key with another body raises IdempotencyConflict.
     """
-    async with transaction(sessions) as session:
-        return await leads.insert_lead(
-            session,
-            fields=data.model_dump(),
-            idempotency_key=idempotency_key,
-            fingerprint=data.fingerprint() if idempotency_key else None,
-        )
+    return await intake.insert(
+        fields=data.model_dump(),
+        idempotency_key=idempotency_key,
+        fingerprint=data.fingerprint() if idempotency_key else None,
+    )
 
 
 async def get_lead(sessions: async_sessionmaker[AsyncSession], *, lead_id: int) -> Lead | None:

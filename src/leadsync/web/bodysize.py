@@ -21,9 +21,19 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
+        declared, chunked = None, False
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                declared = value
+            elif name == b"transfer-encoding":
+                chunked = True
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             await self._reject(send)
+            return
+        if declared is not None and not chunked:
+            # The server reads exactly Content-Length bytes as this request's body (more would
+            # be the next request): nothing to count.
+            await self.app(scope, receive, send)
             return
         seen = 0
         started = False

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from leadsync.config import Settings
+from leadsync.store.leads import LeadIntake
 
 
 def _no_wake() -> None:
@@ -23,6 +24,8 @@ class AppContext:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    # Where POST /leads stores: asyncpg on PostgreSQL, the sessions on SQLite.
+    intake: LeadIntake
     # Called after a lead commits: wakes the in-process worker at once (no polling delay).
     wake_worker: Callable[[], None] = field(default=_no_wake)
 

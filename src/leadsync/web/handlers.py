@@ -12,6 +12,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from leadsync.logging import get_logger
+from leadsync.store.db import DatabaseUnavailable
 from leadsync.web.responses import ErrorResponse
 
 log = get_logger(__name__)
@@ -56,7 +57,7 @@ async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
 
 # The database answering nothing (down, refusing, unreachable) is not the client's fault nor a
 # bug: 503 in the documented shape, and the cause in the log, not in the answer.
-DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, OSError)
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, OSError, DatabaseUnavailable)
 
 
 async def _on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:

@@ -20,7 +20,7 @@ from leadsync.usecases.schemas import (
     LeadPage,
 )
 from leadsync.web.auth import InternalAuth
-from leadsync.web.context import Ctx
+from leadsync.web.context import AppContext, Ctx
 from leadsync.web.responses import responses
 from leadsync.web.strictjson import StrictJSONRoute
 
@@ -99,11 +99,14 @@ def idempotency_key(request: Request) -> str | None:
     openapi_extra={"parameters": [_IDEMPOTENCY_KEY_PARAMETER]},
     summary="Submit a lead from the website",
 )
-async def create_lead(data: LeadIn, request: Request, response: Response, ctx: Ctx) -> LeadOut:
+async def create_lead(data: LeadIn, request: Request) -> Response:
     """Store the lead in one transaction; it syncs to HubSpot after commit."""
+    # The hot path: the context is read directly rather than through a dependency, and the
+    # answer is serialised once here rather than validated again against response_model.
+    ctx: AppContext = request.app.state.ctx
     key = idempotency_key(request)
     try:
-        stored = await leads.submit_lead(ctx.sessions, data=data, idempotency_key=key)
+        stored = await leads.submit_lead(ctx.intake, data=data, idempotency_key=key)
     except leads.IdempotencyConflict:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
@@ -112,10 +115,12 @@ async def create_lead(data: LeadIn, request: Request, response: Response, ctx: C
     if stored.created:
         LEADS_CREATED.inc()
         ctx.wake_worker()
-    else:
-        response.status_code = status.HTTP_200_OK
-    response.headers["Location"] = f"/internal/leads/{stored.lead.id}"
-    return LeadOut.model_validate(stored.lead)
+    return Response(
+        LeadOut.model_validate(stored.row).model_dump_json(),
+        status_code=status.HTTP_201_CREATED if stored.created else status.HTTP_200_OK,
+        headers={"Location": f"/internal/leads/{stored.id}"},
+        media_type="application/json",
+    )
 
 
 @internal.get(
