@@ -11,7 +11,8 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
-from leadsync.demo import command, register
+from leadsync.demo import register
+from leadsync.demo import run as run_module
 from leadsync.demo.options import DemoOptions, demo_leads
 from leadsync.demo.report import DemoReport
 from leadsync.demo.run import run_demo
@@ -55,7 +56,7 @@ def test_demo_syncs_every_lead_to_exactly_one_contact(monkeypatch: pytest.Monkey
         reports.append(report)
         return report
 
-    monkeypatch.setattr(command, "run_demo", keep_report)
+    monkeypatch.setattr(run_module, "run_demo", keep_report)  # the command imports it per call
     result = CliRunner().invoke(cli(), ["demo", "--leads", str(LEADS), "--seed", str(SEED)])
 
     assert result.exit_code == 0, result.output
@@ -105,7 +106,7 @@ def test_demo_exits_1_and_says_why_when_a_lead_is_duplicated(
         console.print(verdict(report))
         return report
 
-    monkeypatch.setattr(command, "run_demo", broken)
+    monkeypatch.setattr(run_module, "run_demo", broken)
     result = CliRunner().invoke(cli(), ["demo", "--leads", "20"])
 
     assert result.exit_code == 1

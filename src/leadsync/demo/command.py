@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-import httpx
 import typer
-from rich.console import Console
 
-from leadsync.demo.options import DEFAULT_LEADS, DemoError, DemoOptions
-from leadsync.demo.run import run_demo
+# How many leads a demo submits by default (the options module reads it from here).
+DEFAULT_LEADS = 300
 
 
 def demo(
@@ -58,6 +56,13 @@ def demo(
     is lost or duplicated (the reason is printed) or the demo cannot run; 130 on Ctrl-C before
     the end. 300 leads take 15 to 30 s.
     """
+    # Imported here: every `leadsync` command registers this one, and only the demo needs them.
+    import httpx
+    from rich.console import Console
+
+    from leadsync.demo.options import DemoError, DemoOptions
+    from leadsync.demo.run import run_demo
+
     console = Console(highlight=False)
     options = DemoOptions(leads=leads, seed=seed, keep_running=keep_running, port=port)
     try:

@@ -9,10 +9,10 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from leadsync.config import RateLimit, Settings
+from leadsync.demo.command import DEFAULT_LEADS
 from leadsync.demo.kit import REJECT_REGEX, LeadMix, lead_mix
 from leadsync.sandbox import RunningSandbox, SandboxConfig
 
-DEFAULT_LEADS = 300
 SUBMIT_RATE = 40.0  # leads per second at most: a busy website, slow enough to watch
 # Few forms in flight at once: SQLite has one writer, and a crowd of them only queues.
 SUBMIT_CONCURRENCY = 4

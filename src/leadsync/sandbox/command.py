@@ -6,11 +6,8 @@ import enum
 from typing import Annotated
 
 import typer
-import uvicorn
 from pydantic import ValidationError
 
-from leadsync.sandbox.app import create_sandbox_app
-from leadsync.sandbox.server import bind_socket, socket_url, uvicorn_config
 from leadsync.sandbox.settings import DEFAULT_TOKEN, SandboxConfig
 
 _FAULTS = "Faults"
@@ -142,6 +139,12 @@ def sandbox(
     except ValueError as exc:
         typer.echo(f"invalid sandbox option: {exc}", err=True)
         raise typer.Exit(2) from None
+    # Imported here: every `leadsync` command registers this one, and only it serves.
+    import uvicorn
+
+    from leadsync.sandbox.app import create_sandbox_app
+    from leadsync.sandbox.server import bind_socket, socket_url, uvicorn_config
+
     app = create_sandbox_app(config)
     try:
         sock = bind_socket(host=host, port=port)
