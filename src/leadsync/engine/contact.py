@@ -48,11 +48,18 @@ def property_value(value: object) -> str | None:
 
 
 def lead_properties(
-    fields: Mapping[str, object], *, extra: Mapping[str, str] = _NO_EXTRA
+    fields: Mapping[str, object],
+    *,
+    extra: Mapping[str, str] = _NO_EXTRA,
+    mapping: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Map a lead's fields to HubSpot contact properties, leaving empty values out."""
+    """Map a lead's fields to HubSpot contact properties, leaving empty values out.
+
+    `mapping`: a property_map() computed once by the caller (the writer maps every lead of
+    every batch with the same one); otherwise it is built from `extra`.
+    """
     properties: dict[str, str] = {}
-    for field, prop in property_map(extra=extra).items():
+    for field, prop in (mapping if mapping is not None else property_map(extra=extra)).items():
         text = property_value(fields.get(field))
         if text is None:
             continue

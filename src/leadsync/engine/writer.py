@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal, Protocol
 
-from leadsync.engine.contact import lead_properties
+from leadsync.engine.contact import lead_properties, property_map
 from leadsync.engine.gate import Paused, ProbeDue
 from leadsync.hubspot.client import HubSpotClient
 from leadsync.hubspot.errors import (
@@ -106,11 +106,11 @@ class _Group:
     leads: tuple[LeadSnapshot, ...]
     history: tuple[LeadSnapshot, ...] = ()
 
-    def properties(self, extra: dict[str, str]) -> dict[str, str]:
+    def properties(self, mapping: Mapping[str, str]) -> dict[str, str]:
         merged: dict[str, str] = {}
         ordered = sorted((*self.history, *self.leads), key=lambda lead: lead.id)
         for lead in ordered:  # oldest first, so the newest non-empty value wins
-            merged.update(lead_properties(lead.fields(), extra=extra))
+            merged.update(lead_properties(lead.values, mapping=mapping))
         return merged
 
     @property
@@ -144,8 +144,11 @@ class _Turns:
         else:
             await self.budget.acquire()
         covered = await self.lease.cover([i for g in groups for i in g.lead_ids])
-        kept = [g for g in groups if all(i in covered for i in g.lead_ids)]
-        return kept, [g for g in groups if g not in kept]
+        kept: list[_Group] = []
+        lost: list[_Group] = []
+        for group in groups:
+            (kept if all(i in covered for i in group.lead_ids) else lost).append(group)
+        return kept, lost
 
 
 def _names(text: str, email: str) -> bool:
@@ -192,7 +195,7 @@ class ContactWriter:
         self._client = client
         self._budget = budget
         self._mode = mode
-        self._extra = dict(extra_properties or {})
+        self._properties = property_map(extra=dict(extra_properties or {}))
 
     async def sync(
         self,
@@ -228,7 +231,7 @@ class ContactWriter:
             return _released(groups)
         if not groups:
             return _released(lost)
-        inputs = [UpsertInput(g.email, g.properties(self._extra), g.trace_id) for g in groups]
+        inputs = [UpsertInput(g.email, g.properties(self._properties), g.trace_id) for g in groups]
         try:
             reply = await self._client.batch_upsert(inputs=inputs)
         except PermanentError as exc:
@@ -296,7 +299,7 @@ class ContactWriter:
         return left + await self._upsert(groups[middle:], turns)
 
     async def _single(self, group: _Group, turns: _Turns) -> list[LeadResult]:
-        properties = group.properties(self._extra)
+        properties = group.properties(self._properties)
         try:
             if not (await turns.acquire([group]))[0]:
                 return group.results(ResultKind.RELEASED)
