@@ -366,6 +366,60 @@ def status(
     )
 
 
+@app.command("lead")
+def lead(
+    lead_id: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="The lead's id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Show one lead: every column and its sync history (the newest outcomes, oldest first)."""
+    from leadsync.store.db import create_sessionmaker
+    from leadsync.usecases.leads import get_lead_with_history
+    from leadsync.usecases.schemas import LeadWithHistory
+
+    settings = settings_or_exit()
+
+    async def run() -> LeadWithHistory | None:
+        await _prepare_database(settings, migrate=False)
+        engine = create_engine(settings.async_database_url)
+        try:
+            return await get_lead_with_history(create_sessionmaker(engine), lead_id=lead_id)
+        finally:
+            await engine.dispose()
+
+    found = with_database(settings, lambda: asyncio.run(run()))
+    if found is None:
+        typer.secho(f"leadsync: no lead with id {lead_id}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(found.model_dump_json(indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    columns = Table(title=f"lead {found.id}", show_header=False)
+    columns.add_column("column")
+    columns.add_column("value", overflow="fold")
+    for name, value in found.model_dump(exclude={"history"}).items():
+        columns.add_row(name, "" if value is None else str(value))
+    console.print(columns)
+    history = Table(title=f"sync history ({len(found.history)} outcome(s), oldest first)")
+    for name in ("when", "attempt", "outcome", "http", "error", "ms", "worker", "hubspot id"):
+        history.add_column(name, overflow="fold")
+    for row in found.history:
+        history.add_row(
+            row.attempted_at.isoformat(timespec="seconds"),
+            str(row.attempt),
+            row.outcome.value,
+            "" if row.http_status is None else str(row.http_status),
+            row.error or "",
+            "" if row.duration_ms is None else str(row.duration_ms),
+            row.worker_id or "",
+            row.hubspot_id or "",
+        )
+    console.print(history)
+
+
 def _register_subcommands() -> None:
     from leadsync.demo import register as register_demo
     from leadsync.sandbox.command import register as register_sandbox
@@ -380,3 +434,7 @@ _register_subcommands()
 def main() -> None:
     """Entry point of the console script."""
     app()
+
+
+if __name__ == "__main__":  # `python -m leadsync.cli`, e.g. with another checkout on PYTHONPATH
+    main()
