@@ -420,6 +420,76 @@ def lead(
     console.print(history)
 
 
+# Who a pause or resume from the command line is logged as (the console logs its session id).
+CLI_ACTOR = "cli"
+
+
+def _gate_command(settings: Settings, action: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
+    from leadsync.store.db import create_sessionmaker
+
+    async def run() -> T:
+        await _prepare_database(settings, migrate=False)
+        engine = create_engine(settings.async_database_url)
+        try:
+            return await action(create_sessionmaker(engine))
+        finally:
+            await engine.dispose()
+
+    return with_database(settings, lambda: asyncio.run(run()))
+
+
+@app.command()
+def pause(
+    note: Annotated[
+        str, typer.Option(help="Why, for the status page and the log (e.g. a ticket).")
+    ] = "",
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Pause the HubSpot sync for every worker until `leadsync resume` (maintenance).
+
+    Leads keep arriving and wait in the queue; nothing is lost. Logged as done by `cli`.
+    """
+    from leadsync.usecases.sync import pause_sync
+
+    settings = settings_or_exit()
+    if not yes:
+        typer.confirm("Pause the HubSpot sync for every worker until resumed?", abort=True)
+    result = _gate_command(
+        settings,
+        lambda sessions: pause_sync(sessions, settings=settings, actor=CLI_ACTOR, note=note),
+    )
+    replaced = f" (it replaces a {result.replaced} pause)" if result.replaced else ""
+    typer.echo(f"sync paused by hand{replaced}; `leadsync resume` lifts it")
+
+
+@app.command()
+def resume(
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Resume the HubSpot sync after a pause by hand, or after a credential (auth) pause once
+    the token is fixed. A 429 or daily-limit pause is HubSpot's and is not lifted (exit 1)."""
+    from leadsync.usecases.sync import resume_sync
+
+    settings = settings_or_exit()
+    if not yes:
+        typer.confirm("Resume the HubSpot sync for every worker?", abort=True)
+    result = _gate_command(
+        settings, lambda sessions: resume_sync(sessions, settings=settings, actor=CLI_ACTOR)
+    )
+    if result.lifted is not None:
+        typer.echo(f"sync resumed (lifted the {result.lifted.value} pause)")
+    elif result.still_paused is not None:
+        typer.secho(
+            f"leadsync: the sync is paused by HubSpot ({result.still_paused.value}) until "
+            f"{result.paused_until}; it resumes by itself then",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise typer.Exit(1)
+    else:
+        typer.echo("the sync was not paused")
+
+
 def _register_subcommands() -> None:
     from leadsync.demo import register as register_demo
     from leadsync.sandbox.command import register as register_sandbox

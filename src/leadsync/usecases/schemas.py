@@ -16,6 +16,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from leadsync.emails import EMAIL_PATTERN, MAX_EMAIL, canonical_email
+from leadsync.engine.gate import PauseReason
 from leadsync.limits import (
     HISTORY_SHOWN,
     MAX_ID,
@@ -309,3 +310,19 @@ class SyncStatusOut(BaseModel):
     oldest_due_seconds: float | None
     gate: GateOut
     budget: BudgetOut
+
+
+class PauseResult(BaseModel):
+    """A pause by hand: in force, the pause it replaced (if any) and its recorded detail."""
+
+    paused: bool
+    replaced: str | None
+    detail: str
+
+
+class ResumeResult(BaseModel):
+    """What a resume lifted (`manual`, `auth` or nothing) and a HubSpot pause that stays."""
+
+    lifted: PauseReason | None
+    still_paused: PauseReason | None
+    paused_until: dt.datetime | None
