@@ -13,7 +13,7 @@ from leadsync.config import Settings, load_settings
 from leadsync.logging import configure_logging, get_logger
 from leadsync.store import migrations
 from leadsync.store.db import create_engine, create_sessionmaker
-from leadsync.web import health, leads, sync
+from leadsync.web import console, health, leads, sync
 from leadsync.web.bodysize import BodySizeLimit
 from leadsync.web.context import AppContext
 from leadsync.web.handlers import install_error_handlers
@@ -66,6 +66,7 @@ def create_app(
     app.include_router(leads.internal)
     app.include_router(sync.router)
     app.include_router(health.router)
+    app.include_router(console.router)
     app.openapi = with_exact_bounds(app)  # type: ignore[method-assign]
     return app
 

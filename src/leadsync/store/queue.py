@@ -557,13 +557,15 @@ async def requeue_failed(
     older_than_seconds: float | None = None,
     limit: int | None = None,
     transient_4xx: Collection[int] | None = None,
+    where: Sequence[ColumnElement[bool]] = (),
 ) -> int:
     """Put matching FAILED leads back to PENDING with attempts reset; return how many.
 
     `transient_4xx`: only leads whose last failure was transient: no answer, a 5xx, or one of
-    these 4xx statuses (the engine passes HubSpot's rule, hubspot/errors.py).
+    these 4xx statuses (the engine passes HubSpot's rule, hubspot/errors.py). `where`: more
+    conditions on the leads table (the console's failed-queue filter, store/failed.py).
     """
-    conditions = [Lead.hubspot_sync_status == SyncStatus.FAILED.value]
+    conditions = [Lead.hubspot_sync_status == SyncStatus.FAILED.value, *where]
     if lead_ids is not None:
         conditions.append(Lead.id.in_(list(lead_ids)))
     if older_than_seconds is not None:

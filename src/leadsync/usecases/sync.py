@@ -3,6 +3,8 @@ pause and resume the sync by hand."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from leadsync.config import Settings
@@ -45,19 +47,27 @@ async def sync_status(
     now = utcnow()
     async with sessions() as session:
         stats = await queue.stats(session, now=now)
+    gate, budget = await gate_report(sessions, settings=settings, now=now)
+    return SyncStatusOut(
+        counts=stats.counts, oldest_due_seconds=stats.oldest_due_seconds, gate=gate, budget=budget
+    )
+
+
+async def gate_report(
+    sessions: async_sessionmaker[AsyncSession], *, settings: Settings, now: dt.datetime
+) -> tuple[GateOut, BudgetOut]:
+    """The pause switch and the request budget as they stand (one row read)."""
     gate = Gate(sessions=sessions, limit=settings.rate_limit, zone=settings.account_zone)
     state = await gate.state()
-    return SyncStatusOut(
-        counts=stats.counts,
-        oldest_due_seconds=stats.oldest_due_seconds,
-        gate=GateOut(
+    return (
+        GateOut(
             paused=state.paused(now),
             reason=state.pause_reason,
             detail=state.pause_detail,
             paused_until=state.paused_until,
             auth_failures=state.auth_failures,
         ),
-        budget=BudgetOut(
+        BudgetOut(
             limit=str(settings.rate_limit),
             seconds_between_requests=round(gate.spacing(state.reported_max), 4),
             next_slot_at=state.next_slot_at,
