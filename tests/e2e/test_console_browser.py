@@ -260,6 +260,17 @@ async def test_an_operator_finds_and_fixes_refused_leads_in_the_console(
                     path=str(screenshots / "console-overview.png"), full_page=True
                 )
 
+                # --- readable on a phone: no page wider than the screen --------------------
+                await page.set_viewport_size({"width": 390, "height": 844})
+                for path in ("/console", "/console/failed", "/console/pause"):
+                    await page.goto(path)
+                    overflow = await page.evaluate(
+                        "document.documentElement.scrollWidth - window.innerWidth"
+                    )
+                    assert overflow <= 0, f"{path} is {overflow}px wider than a phone"
+                await page.set_viewport_size({"width": 1280, "height": 860})
+                await page.goto("/console")
+
                 # --- the failed queue: the refused leads with their error ------------------
                 await page.get_by_role("link", name="Failed queue").first.click()
                 await page.get_by_role("heading", name="Failed queue").wait_for()
