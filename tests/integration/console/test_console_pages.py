@@ -88,7 +88,9 @@ async def test_the_overview_lists_workers_seen_recently(
             now=now - dt.timedelta(hours=2),
         )
     view = await console.overview_of(sessions, settings=settings_factory())
-    assert [w.worker_id for w in view.workers] == ["box:1:aa"]
+    seen = [w.worker_id for w in view.workers]  # other tests' workers may be there too
+    assert "box:1:aa" in seen
+    assert "old:2:bb" not in seen
 
 
 async def test_failed_queue_filters_search_and_pages(
