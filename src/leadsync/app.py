@@ -14,7 +14,7 @@ from leadsync.logging import configure_logging, get_logger
 from leadsync.store import migrations
 from leadsync.store.db import POOL_SIZE, create_engine, create_sessionmaker
 from leadsync.store.leads import open_intake
-from leadsync.web import health, leads, sync
+from leadsync.web import console, health, leads, sync
 from leadsync.web.bodysize import BodySizeLimit
 from leadsync.web.context import AppContext
 from leadsync.web.handlers import install_error_handlers
@@ -70,6 +70,7 @@ def create_app(
     app.include_router(leads.internal)
     app.include_router(sync.router)
     app.include_router(health.router)
+    app.include_router(console.router)
     app.openapi = with_exact_bounds(app)  # type: ignore[method-assign]
     return app
 

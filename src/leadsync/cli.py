@@ -350,6 +350,130 @@ def status(
     )
 
 
+@app.command("lead")
+def lead(
+    lead_id: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="The lead's id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Show one lead: every column and its sync history (the newest outcomes, oldest first)."""
+    from leadsync.store.db import create_sessionmaker
+    from leadsync.usecases.leads import get_lead_with_history
+    from leadsync.usecases.schemas import LeadWithHistory
+
+    settings = settings_or_exit()
+
+    async def run() -> LeadWithHistory | None:
+        await _prepare_database(settings, migrate=False)
+        engine = create_engine(settings.async_database_url)
+        try:
+            return await get_lead_with_history(create_sessionmaker(engine), lead_id=lead_id)
+        finally:
+            await engine.dispose()
+
+    found = with_database(settings, lambda: asyncio.run(run()))
+    if found is None:
+        typer.secho(f"leadsync: no lead with id {lead_id}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(found.model_dump_json(indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    columns = Table(title=f"lead {found.id}", show_header=False)
+    columns.add_column("column")
+    columns.add_column("value", overflow="fold")
+    for name, value in found.model_dump(exclude={"history"}).items():
+        columns.add_row(name, "" if value is None else str(value))
+    console.print(columns)
+    history = Table(title=f"sync history ({len(found.history)} outcome(s), oldest first)")
+    for name in ("when", "attempt", "outcome", "http", "error", "ms", "worker", "hubspot id"):
+        history.add_column(name, overflow="fold")
+    for row in found.history:
+        history.add_row(
+            row.attempted_at.isoformat(timespec="seconds"),
+            str(row.attempt),
+            row.outcome.value,
+            "" if row.http_status is None else str(row.http_status),
+            row.error or "",
+            "" if row.duration_ms is None else str(row.duration_ms),
+            row.worker_id or "",
+            row.hubspot_id or "",
+        )
+    console.print(history)
+
+
+# Who a pause or resume from the command line is logged as (the console logs its session id).
+CLI_ACTOR = "cli"
+
+
+def _gate_command(settings: Settings, action: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
+    from leadsync.store.db import create_sessionmaker
+
+    async def run() -> T:
+        await _prepare_database(settings, migrate=False)
+        engine = create_engine(settings.async_database_url)
+        try:
+            return await action(create_sessionmaker(engine))
+        finally:
+            await engine.dispose()
+
+    return with_database(settings, lambda: asyncio.run(run()))
+
+
+@app.command()
+def pause(
+    note: Annotated[
+        str, typer.Option(help="Why, for the status page and the log (e.g. a ticket).")
+    ] = "",
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Pause the HubSpot sync for every worker until `leadsync resume` (maintenance).
+
+    Leads keep arriving and wait in the queue; nothing is lost. Logged as done by `cli`.
+    """
+    from leadsync.usecases.sync import pause_sync
+
+    settings = settings_or_exit()
+    if not yes:
+        typer.confirm("Pause the HubSpot sync for every worker until resumed?", abort=True)
+    result = _gate_command(
+        settings,
+        lambda sessions: pause_sync(sessions, settings=settings, actor=CLI_ACTOR, note=note),
+    )
+    replaced = f" (it replaces a {result.replaced} pause)" if result.replaced else ""
+    typer.echo(f"sync paused by hand{replaced}; `leadsync resume` lifts it")
+
+
+@app.command()
+def resume(
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Resume the HubSpot sync after a pause by hand, or after a credential (auth) pause once
+    the token is fixed. A 429 or daily-limit pause is HubSpot's and is not lifted (exit 1)."""
+    from leadsync.usecases.sync import resume_sync
+
+    settings = settings_or_exit()
+    if not yes:
+        typer.confirm("Resume the HubSpot sync for every worker?", abort=True)
+    result = _gate_command(
+        settings, lambda sessions: resume_sync(sessions, settings=settings, actor=CLI_ACTOR)
+    )
+    if result.lifted is not None:
+        typer.echo(f"sync resumed (lifted the {result.lifted.value} pause)")
+    elif result.still_paused is not None:
+        typer.secho(
+            f"leadsync: the sync is paused by HubSpot ({result.still_paused.value}) until "
+            f"{result.paused_until}; it resumes by itself then",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise typer.Exit(1)
+    else:
+        typer.echo("the sync was not paused")
+
+
 def _register_subcommands() -> None:
     from leadsync.demo import register as register_demo
     from leadsync.sandbox.command import register as register_sandbox
@@ -364,3 +488,7 @@ _register_subcommands()
 def main() -> None:
     """Entry point of the console script."""
     app()
+
+
+if __name__ == "__main__":  # `python -m leadsync.cli`, e.g. with another checkout on PYTHONPATH
+    main()

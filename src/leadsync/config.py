@@ -247,6 +247,36 @@ class Settings(BaseSettings):
         ),
     ] = 60.0
 
+    history_days: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=3650,
+            validation_alias=_alias("LEADSYNC_HISTORY_DAYS", "history_days"),
+            description="days each lead's sync history is kept",
+        ),
+    ] = 30
+
+    # --- the operator console ----------------------------------------------------------
+    hubspot_portal_id: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            le=10**15,
+            validation_alias=_alias("HUBSPOT_PORTAL_ID", "hubspot_portal_id"),
+            description="the HubSpot account id, for links to contacts",
+        ),
+    ] = None
+    console_session_seconds: Annotated[
+        int,
+        Field(
+            ge=60,
+            le=7 * 24 * 3600,
+            validation_alias=_alias("LEADSYNC_CONSOLE_SESSION_SECONDS", "console_session_seconds"),
+            description="how long a console login lasts",
+        ),
+    ] = 8 * 3600
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:

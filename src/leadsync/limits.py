@@ -19,3 +19,7 @@ MAX_RESYNC_IDS: Final = 1_000
 # (around 6.4e10 s before now), where a larger value used to overflow into a 500.
 MAX_OLDER_THAN_SECONDS: Final = 3_153_600_000
 MAX_RESYNC_LIMIT: Final = 1_000_000
+
+# A lead's history as GET /internal/leads/{id}, `leadsync lead` and the console show it: the
+# newest rows, oldest first.
+HISTORY_SHOWN: Final = 100

@@ -10,6 +10,8 @@
               (what a client sent), ``Observed``, HubSpot's error bodies
 ``worker``    run a ``Worker`` for a block, submit leads, wait for a lead's status
 ``openapi``   ``SpecChecker``: sandbox answers against HubSpot's published OpenAPI spec
+``cli``       ``leadsync(db_url, *args)``: the command in a process of its own
+``console``   log in to the console, read its forms, the FAILED rows it shows
 
 The most used names are importable from ``tests.helpers`` itself.
 """

@@ -107,6 +107,7 @@ def print_urls(console: Console, *, url: str, sandbox: str, token: str) -> None:
     """Print where to explore the services that are left running."""
     console.print(
         "\n[bold]Still running[/] (Ctrl-C to stop; everything is deleted on exit):\n"
+        f"  console         {url}/console (log in with the internal token below)\n"
         f"  API docs        {url}/docs\n"
         f"  metrics         {url}/metrics\n"
         f"  internal token  {token}\n"

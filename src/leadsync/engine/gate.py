@@ -51,6 +51,14 @@ class PauseReason(StrEnum):
     RATE_LIMIT = "rate_limit"
     DAILY_LIMIT = "daily_limit"
     AUTH = "auth"
+    MANUAL = "manual"  # an operator paused the sync (maintenance); lasts until resumed
+
+
+# Pauses that last until lifted, whatever `paused_until` says: a credential pause (lifted by a
+# passing probe or by hand) and a pause by hand.
+HELD_PAUSES = frozenset({PauseReason.AUTH, PauseReason.MANUAL})
+# How often a worker held by a pause by hand looks again (it also polls every interval).
+MANUAL_RECHECK_SECONDS = 5.0
 
 
 class Paused(Exception):
@@ -81,7 +89,7 @@ class GateState:
 
     def paused(self, now: dt.datetime) -> bool:
         """Return whether workers must hold off at `now`."""
-        return self.pause_reason == PauseReason.AUTH or (
+        return self.pause_reason in HELD_PAUSES or (
             self.paused_until is not None and self.paused_until > now
         )
 
@@ -143,6 +151,9 @@ class Gate:
         async with transaction(self._sessions) as session:
             row = await self._row(session)
             now = self._clock()
+            if row.pause_reason == PauseReason.MANUAL:
+                recheck = now + dt.timedelta(seconds=MANUAL_RECHECK_SECONDS)
+                raise Paused(until=recheck, reason=PauseReason.MANUAL)
             if row.paused_until is not None and row.paused_until > now:
                 raise Paused(until=row.paused_until, reason=row.pause_reason or "unknown")
             probe = row.pause_reason == PauseReason.AUTH
@@ -186,7 +197,7 @@ class Gate:
             return
         paused_until, reason = row
         now = self._clock()
-        if reason == PauseReason.AUTH or (paused_until is not None and paused_until > now):
+        if reason in HELD_PAUSES or (paused_until is not None and paused_until > now):
             raise Paused(until=paused_until or now, reason=reason or "unknown")
 
     async def write_succeeded(self) -> None:
@@ -246,7 +257,7 @@ class Gate:
             until, reason = now + dt.timedelta(seconds=wait), PauseReason.RATE_LIMIT
         async with transaction(self._sessions) as session:
             row = await self._row(session)
-            if row.pause_reason == PauseReason.AUTH:
+            if row.pause_reason in HELD_PAUSES:
                 return row.paused_until or until
             if row.paused_until is None or row.paused_until < until:
                 row.paused_until, row.pause_reason, row.pause_detail = until, reason, detail
@@ -264,6 +275,8 @@ class Gate:
         async with transaction(self._sessions) as session:
             row = await self._row(session)
             now = self._clock()
+            if row.pause_reason == PauseReason.MANUAL:  # a pause by hand outranks it
+                return now
             if row.pause_reason != PauseReason.AUTH:
                 row.pause_reason, row.pause_detail = PauseReason.AUTH, detail
                 row.paused_until = now + dt.timedelta(seconds=auth_probe_delay(row.auth_failures))
@@ -278,7 +291,39 @@ class Gate:
         """
         async with transaction(self._sessions) as session:
             row = await self._row(session)
+            if row.pause_reason == PauseReason.AUTH:  # not a pause by hand begun meanwhile
+                row.paused_until = row.pause_reason = row.pause_detail = None
+
+    async def pause_by_hand(self, *, detail: str) -> str | None:
+        """Hold every worker until `resume_by_hand` (maintenance); return the pause it replaced.
+
+        It outranks every other pause: a 429 or 401 meanwhile does not replace it, and after
+        the resume HubSpot is asked again (a bad token pauses again, with its backoff kept).
+        """
+        async with transaction(self._sessions) as session:
+            row = await self._row(session)
+            before = row.pause_reason if self._is_paused(row) else None
+            row.pause_reason, row.pause_detail, row.paused_until = PauseReason.MANUAL, detail, None
+            return before
+
+    async def resume_by_hand(self) -> str | None:
+        """Lift a pause by hand or a credential pause; return the reason lifted, else None.
+
+        A HubSpot pause (429, daily limit) is HubSpot's order and is not lifted here. After a
+        credential pause the token stays on trial (`auth_failures` kept until a write works).
+        """
+        async with transaction(self._sessions) as session:
+            row = await self._row(session)
+            reason = row.pause_reason
+            if reason not in HELD_PAUSES:
+                return None
             row.paused_until = row.pause_reason = row.pause_detail = None
+            return reason
+
+    def _is_paused(self, row: HubSpotGate) -> bool:
+        return row.pause_reason in HELD_PAUSES or (
+            row.paused_until is not None and row.paused_until > self._clock()
+        )
 
     async def state(self) -> GateState:
         """Return the gate's current state."""

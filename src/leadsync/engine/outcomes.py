@@ -9,7 +9,7 @@ from dataclasses import replace
 from leadsync.engine.retry import RetryPolicy, Verdict, decide
 from leadsync.engine.writer import LeadResult, ResultKind
 from leadsync.store.queue import Completion, LeadSnapshot
-from leadsync.store.tables import SyncStatus
+from leadsync.store.tables import SyncOutcome, SyncStatus
 
 
 def to_completion(
@@ -21,7 +21,30 @@ def to_completion(
     now: dt.datetime,
     resume_at: dt.datetime | None = None,
 ) -> Completion:
-    """Return the columns for one lead's outcome (fenced by the lease it was claimed with)."""
+    """Return the columns for one lead's outcome (fenced by the lease it was claimed with),
+    and the outcome its history row records (a retry that used up the last attempt: failed).
+    """
+    completion = _transition(
+        result=result, lead=lead, policy=policy, rng=rng, now=now, resume_at=resume_at
+    )
+    outcome = SyncOutcome(result.kind.value)
+    if result.kind is ResultKind.RETRY and completion.status is SyncStatus.FAILED:
+        outcome = SyncOutcome.FAILED
+    if completion.keep_error and result.error:
+        # The lead keeps its last error (keep_error); the history row shows this round's.
+        completion = replace(completion, error=result.error)
+    return replace(completion, outcome=outcome)
+
+
+def _transition(
+    *,
+    result: LeadResult,
+    lead: LeadSnapshot,
+    policy: RetryPolicy,
+    rng: random.Random,
+    now: dt.datetime,
+    resume_at: dt.datetime | None,
+) -> Completion:
     kind = result.kind
     attempted = Completion(
         lead_id=lead.id,

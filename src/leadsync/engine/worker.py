@@ -6,7 +6,10 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import os
 import random
+import secrets
+import socket
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
@@ -23,7 +26,7 @@ from leadsync.engine.writer import ContactWriter, LeadResult, ResultKind
 from leadsync.hubspot.client import HubSpotClient
 from leadsync.hubspot.errors import TRANSIENT_4XX_STATUSES, AuthError, HubSpotError
 from leadsync.logging import get_logger
-from leadsync.store import queue
+from leadsync.store import history, queue, workers
 from leadsync.store.db import transaction, utcnow
 from leadsync.store.queue import Claim, Completion, LeadSnapshot
 from leadsync.store.tables import SyncStatus
@@ -34,6 +37,17 @@ _STDLIB_LOG = logging.getLogger(__name__)
 SINGLE_MODE_CLAIM = 10
 # Outcomes whose next attempt waits for the gate's pause to end.
 _WAITS_FOR_GATE = frozenset({ResultKind.RATE_LIMITED, ResultKind.AUTH_PAUSED, ResultKind.RELEASED})
+# History older than LEADSYNC_HISTORY_DAYS is deleted by reconciliation, in transactions of
+# this many rows, at most PRUNE_BATCHES of them per pass (the rest waits for the next pass).
+PRUNE_BATCH_ROWS = 5000
+PRUNE_BATCHES = 10
+# A worker's heartbeat row is deleted once it has not been seen for this long.
+FORGET_WORKERS_AFTER = dt.timedelta(days=1)
+
+
+def new_worker_id(host: str, pid: int) -> str:
+    """Return an id naming this worker in history rows and heartbeats: host, pid, a nonce."""
+    return f"{host[:40]}:{pid}:{secrets.token_hex(3)}"
 
 
 class Worker:
@@ -81,6 +95,10 @@ class Worker:
         self._next_reconcile = 0.0
         self._backlog = False
         self._abandoned = False
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.worker_id = new_worker_id(self.host, self.pid)
+        self.started_at = utcnow()
 
     def wake(self) -> None:
         """Ask the loop to look for due leads now (called after a lead commits)."""
@@ -218,6 +236,7 @@ class Worker:
                 lease_seconds=self._settings.lease_seconds,
                 now=utcnow(),
                 max_attempts=self._settings.max_attempts,
+                worker_id=self.worker_id,
             )
 
     async def process(self, batch: Claim, *, prepaid: bool = False) -> None:
@@ -318,7 +337,12 @@ class Worker:
         ]
         async with transaction(self._sessions) as session:
             written = await queue.complete(
-                session, completions=completions, now=now, wake_until=wake_until
+                session,
+                completions=completions,
+                now=now,
+                wake_until=wake_until,
+                worker_id=self.worker_id,
+                duration_ms=round(seconds * 1000),
             )
         if len(written) < len(completions):
             # Fenced out: the lease expired and another worker owns these leads now; its
@@ -397,7 +421,8 @@ class Worker:
             await asyncio.gather(*pending, return_exceptions=True)
 
     async def reconcile(self) -> None:
-        """Requeue leads FAILED by transient errors long enough ago; free dead leases."""
+        """Requeue leads FAILED by transient errors long enough ago; free dead leases; write
+        this worker's heartbeat; prune history older than LEADSYNC_HISTORY_DAYS."""
         now = utcnow()
         async with transaction(self._sessions) as session:
             requeued = await queue.requeue_failed(
@@ -407,10 +432,34 @@ class Worker:
                 transient_4xx=TRANSIENT_4XX_STATUSES,
             )
             released = await queue.release_expired_leases(
-                session, now=now, max_attempts=self._settings.max_attempts
+                session, now=now, max_attempts=self._settings.max_attempts, worker_id=self.worker_id
             )
-        if requeued or released:
-            log.info("sync.reconciled", requeued=requeued, expired_leases=released)
+            await workers.heartbeat(
+                session,
+                worker_id=self.worker_id,
+                host=self.host,
+                pid=self.pid,
+                started_at=self.started_at,
+                now=now,
+            )
+            await workers.forget_before(session, before=now - FORGET_WORKERS_AFTER)
+        pruned = await self.prune_history(now=now)
+        if requeued or released or pruned:
+            log.info(
+                "sync.reconciled", requeued=requeued, expired_leases=released, history_pruned=pruned
+            )
+
+    async def prune_history(self, *, now: dt.datetime) -> int:
+        """Delete history rows older than LEADSYNC_HISTORY_DAYS, a bounded batch at a time."""
+        before = now - dt.timedelta(days=self._settings.history_days)
+        pruned = 0
+        for _ in range(PRUNE_BATCHES):
+            async with transaction(self._sessions) as session:
+                deleted = await history.prune(session, before=before, limit=PRUNE_BATCH_ROWS)
+            pruned += deleted
+            if deleted < PRUNE_BATCH_ROWS:
+                break
+        return pruned
 
 
 async def _first_of(event_wait: Coroutine[Any, Any, object], task: asyncio.Task[None]) -> None:

@@ -23,6 +23,7 @@ from leadsync.hubspot.errors import (
 )
 from leadsync.hubspot.models import RateLimitInfo, UpsertInput
 from leadsync.store.queue import LeadSnapshot
+from leadsync.store.tables import SyncOutcome
 
 
 class ResultKind(StrEnum):
@@ -40,6 +41,10 @@ class ResultKind(StrEnum):
         """The log event of a lead with this outcome (`sync.lead.<kind>`)."""
         return f"{LEAD_EVENT_PREFIX}{self.value}"
 
+
+# The history records each kind under the same name (store/tables.py: SyncOutcome).
+if not {kind.value for kind in ResultKind} <= {outcome.value for outcome in SyncOutcome}:
+    raise RuntimeError("every ResultKind must be a SyncOutcome")  # pragma: no cover
 
 # Every per-lead log line of the worker is `sync.lead.<kind>`.
 LEAD_EVENT_PREFIX = "sync.lead."

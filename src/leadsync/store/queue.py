@@ -1,4 +1,8 @@
-"""The lead row as a queue: announce, claim and complete, each in a single SQL statement."""
+"""The lead row as a queue: announce, claim and complete, each in a single SQL statement.
+
+Every outcome also appends its lead's history row (`store/history.py`) in the same
+transaction, with one statement per batch.
+"""
 
 from __future__ import annotations
 
@@ -34,7 +38,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
 
-from leadsync.store.tables import LEAD_FIELDS, UNFINISHED_SQL, Lead, SyncStatus
+from leadsync.store import history as lead_history
+from leadsync.store.history import Attempt
+from leadsync.store.tables import LEAD_FIELDS, UNFINISHED_SQL, Lead, SyncOutcome, SyncStatus
 
 # Workers LISTEN on this channel; PostgreSQL delivers a NOTIFY only when its transaction
 # commits, which makes it the after-commit hand-off across processes for free.
@@ -107,6 +113,8 @@ class Completion:
     error: str | None = None
     next_attempt_at: dt.datetime | None = None
     keep_error: bool = False
+    # What the history records for this outcome (None: no history row).
+    outcome: SyncOutcome | None = None
 
 
 async def announce_new_leads(session: AsyncSession) -> None:
@@ -192,6 +200,7 @@ async def claim(
     lease_seconds: float,
     now: dt.datetime,
     max_attempts: int | None = None,
+    worker_id: str | None = None,
 ) -> Claim:
     """Lease the due leads of up to `limit` emails, with every unfinished lead of each email.
 
@@ -274,6 +283,21 @@ async def claim(
     for *values, status in rows:
         lead = LeadSnapshot.from_row(values, lease_token=token)
         (failed if status == SyncStatus.FAILED.value else leads).append(lead)
+    if failed:  # their worker died on the last attempt (the attempts returned count it)
+        await lead_history.append(
+            conn,
+            [
+                Attempt(
+                    lead_id=lead.id,
+                    attempted_at=now,
+                    attempt=lead.attempts,
+                    outcome=SyncOutcome.EXPIRED,
+                    error=LEASE_EXPIRED_ERROR,
+                    worker_id=worker_id,
+                )
+                for lead in failed
+            ],
+        )
     history: list[LeadSnapshot] = []
     if leads:
         synced = await conn.execute(
@@ -412,11 +436,15 @@ async def complete(
     completions: Sequence[Completion],
     now: dt.datetime,
     wake_until: dt.datetime | None = None,
+    worker_id: str | None = None,
+    duration_ms: int | None = None,
 ) -> set[int]:
     """Write outcomes in one round trip; a row whose lease moved on is left alone (fencing).
 
     Returns the ids really written. `wake_until`: the batch's lease expiry; leads of the same
     emails that a claim deferred until then (their email was busy with this batch) are due now.
+    Each completion with an `outcome` appends a history row in the same transaction, in one
+    statement for the batch: its outcome, or `fenced` when its lease had moved on.
     """
     if not completions:
         return set()
@@ -441,6 +469,24 @@ async def complete(
         ]
         if params:
             await conn.execute(_COMPLETE, params)
+    await lead_history.append(
+        conn,
+        [
+            Attempt(
+                lead_id=c.lead_id,
+                attempted_at=c.attempted_at or now,
+                attempt=c.attempts,
+                outcome=c.outcome if c.lead_id in ids else SyncOutcome.FENCED,
+                http_status=c.http_status,
+                error=c.error,
+                duration_ms=duration_ms,
+                worker_id=worker_id,
+                hubspot_id=c.hubspot_id,
+            )
+            for c in completions
+            if c.outcome is not None
+        ],
+    )
     if wake_until is not None and ids:
         await _wake_deferred(session, lead_ids=ids, now=now, until=wake_until)
     return ids
@@ -466,12 +512,16 @@ async def _wake_deferred(
 
 
 async def release_expired_leases(
-    session: AsyncSession, *, now: dt.datetime, max_attempts: int | None = None
+    session: AsyncSession,
+    *,
+    now: dt.datetime,
+    max_attempts: int | None = None,
+    worker_id: str | None = None,
 ) -> int:
     """Put IN_PROGRESS rows whose worker died back in the queue, due now; return how many.
 
     The lost attempt counts, as on a re-claim: a lead that always kills its worker ends
-    FAILED after `max_attempts` instead of looping.
+    FAILED after `max_attempts` instead of looping. Each appends an `expired` history row.
     """
     expired = and_(
         Lead.hubspot_sync_status == SyncStatus.IN_PROGRESS.value,
@@ -496,9 +546,25 @@ async def release_expired_leases(
             hubspot_next_attempt_at=case((exhausted, None), else_=now),
             updated_at=now,
         )
+        .returning(Lead.id, Lead.hubspot_sync_attempts)
         .execution_options(synchronize_session=False)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    released = result.all()
+    await lead_history.append(
+        session,
+        [
+            Attempt(
+                lead_id=int(lead_id),
+                attempted_at=now,
+                attempt=int(attempts),
+                outcome=SyncOutcome.EXPIRED,
+                error=LEASE_EXPIRED_ERROR,
+                worker_id=worker_id,
+            )
+            for lead_id, attempts in released
+        ],
+    )
+    return len(released)
 
 
 def _transient_failure(transient_4xx: Collection[int]) -> object:
@@ -515,13 +581,15 @@ async def requeue_failed(
     older_than_seconds: float | None = None,
     limit: int | None = None,
     transient_4xx: Collection[int] | None = None,
+    where: Sequence[ColumnElement[bool]] = (),
 ) -> int:
     """Put matching FAILED leads back to PENDING with attempts reset; return how many.
 
     `transient_4xx`: only leads whose last failure was transient: no answer, a 5xx, or one of
-    these 4xx statuses (the engine passes HubSpot's rule, hubspot/errors.py).
+    these 4xx statuses (the engine passes HubSpot's rule, hubspot/errors.py). `where`: more
+    conditions on the leads table (the console's failed-queue filter, store/failed.py).
     """
-    conditions = [Lead.hubspot_sync_status == SyncStatus.FAILED.value]
+    conditions = [Lead.hubspot_sync_status == SyncStatus.FAILED.value, *where]
     if lead_ids is not None:
         conditions.append(Lead.id.in_(list(lead_ids)))
     if older_than_seconds is not None:

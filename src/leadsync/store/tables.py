@@ -1,5 +1,6 @@
-"""The tables: `leads` (the lead, the seed's HubSpot columns, the queue columns) and
-`hubspot_gate`; the lead's field list and its statuses, defined once for the whole code base.
+"""The tables: `leads` (the lead, the seed's HubSpot columns, the queue columns),
+`hubspot_gate`, `lead_sync_attempts` (each lead's sync history) and `sync_workers` (worker
+heartbeats); the lead's field list and its statuses, defined once for the whole code base.
 
 Everything else derives from the definitions here: the claim's RETURNING list
 (`store/queue.py`), the HubSpot property map (`engine/contact.py`), the API's shapes, which are
@@ -13,7 +14,7 @@ import datetime as dt
 from enum import StrEnum
 from typing import Final
 
-from sqlalchemy import BigInteger, Index, Integer, String, Text, func, text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from leadsync.store.db import Base, UTCDateTime, utcnow
@@ -133,3 +134,74 @@ class HubSpotGate(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(
         UTCDateTime, default=utcnow, onupdate=utcnow, server_default=func.now()
     )
+
+
+class SyncOutcome(StrEnum):
+    """What one HubSpot round did to a lead, as its history records it.
+
+    The engine's outcome kinds (`engine/writer.py: ResultKind`, checked there), plus what only
+    the store sees: `fenced` (the outcome came after the lease moved to another worker, so it
+    was not written) and `expired` (the worker died; reconciliation or a claim took the lead
+    back and counted the attempt).
+    """
+
+    SYNCED = "synced"
+    RETRY = "retry"
+    FAILED = "failed"
+    RATE_LIMITED = "rate_limited"
+    AUTH_PAUSED = "auth_paused"
+    RELEASED = "released"
+    FENCED = "fenced"
+    EXPIRED = "expired"
+
+
+# The longest error text one history row keeps (the lead's own hubspot_error is kept whole).
+HISTORY_ERROR_CHARS: Final = 500
+
+
+class LeadSyncAttempt(Base):
+    """One HubSpot outcome of one lead; append-only, pruned after LEADSYNC_HISTORY_DAYS."""
+
+    __tablename__ = "lead_sync_attempts"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    lead_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"),
+        ForeignKey("leads.id", ondelete="CASCADE"),
+    )
+    attempted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # The lead's attempt count after this outcome (rate limits and releases use none up).
+    attempt: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    worker_id: Mapped[str | None] = mapped_column(String(64))
+    hubspot_id: Mapped[str | None] = mapped_column(String(255))
+
+    __table_args__ = (
+        # A lead's history, in order (the lead page, `leadsync lead`, GET /internal/leads/{id}).
+        Index("ix_lead_sync_attempts_lead_id_id", "lead_id", "id"),
+        # Pruning walks the oldest rows; the overview's chart counts the last hour's outcomes
+        # from the index alone.
+        Index("ix_lead_sync_attempts_attempted_at_outcome", "attempted_at", "outcome"),
+        # The overview's "last HubSpot error": one step down a small index.
+        Index(
+            "ix_lead_sync_attempts_errors",
+            "id",
+            postgresql_where=text("error IS NOT NULL"),
+            sqlite_where=text("error IS NOT NULL"),
+        ),
+    )
+
+
+class SyncWorker(Base):
+    """A worker's heartbeat, written at each reconciliation pass (the console's worker list)."""
+
+    __tablename__ = "sync_workers"
+
+    worker_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from leadsync.store import leads
+from leadsync.limits import HISTORY_SHOWN
+from leadsync.store import history, leads
 from leadsync.store.leads import IdempotencyConflict, LeadIntake, Stored
-from leadsync.store.tables import Lead, SyncStatus
-from leadsync.usecases.schemas import LeadIn
+from leadsync.store.tables import Lead, SyncOutcome, SyncStatus
+from leadsync.usecases.schemas import HistoryOut, LeadDetail, LeadIn, LeadWithHistory
 
-__all__ = ["IdempotencyConflict", "Stored", "get_lead", "list_leads", "submit_lead"]
+__all__ = [
+    "IdempotencyConflict",
+    "Stored",
+    "get_lead",
+    "get_lead_with_history",
+    "list_leads",
+    "submit_lead",
+]
 
 
 async def submit_lead(intake: LeadIntake, *, data: LeadIn, idempotency_key: str | None) -> Stored:
@@ -29,6 +37,34 @@ async def get_lead(sessions: async_sessionmaker[AsyncSession], *, lead_id: int) 
     """Return one lead with every column, or None."""
     async with sessions() as session:
         return await leads.get_lead(session, lead_id=lead_id)
+
+
+async def get_lead_with_history(
+    sessions: async_sessionmaker[AsyncSession], *, lead_id: int, limit: int = HISTORY_SHOWN
+) -> LeadWithHistory | None:
+    """Return one lead with every column and its newest `limit` history rows, or None."""
+    async with sessions() as session:
+        lead = await leads.get_lead(session, lead_id=lead_id)
+        if lead is None:
+            return None
+        rows = await history.for_lead(session, lead_id=lead_id, limit=limit)
+    detail = LeadDetail.model_validate(lead)
+    return LeadWithHistory(
+        **detail.model_dump(),
+        history=[
+            HistoryOut(
+                attempted_at=row.attempted_at,
+                attempt=row.attempt,
+                outcome=SyncOutcome(row.outcome),
+                http_status=row.http_status,
+                error=row.error,
+                duration_ms=row.duration_ms,
+                worker_id=row.worker_id,
+                hubspot_id=row.hubspot_id,
+            )
+            for row in rows
+        ],
+    )
 
 
 async def list_leads(

@@ -16,8 +16,15 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from leadsync.emails import EMAIL_PATTERN, MAX_EMAIL, canonical_email
-from leadsync.limits import MAX_ID, MAX_OLDER_THAN_SECONDS, MAX_RESYNC_IDS, MAX_RESYNC_LIMIT
-from leadsync.store.tables import LEAD_FIELDS, SyncStatus
+from leadsync.engine.gate import PauseReason
+from leadsync.limits import (
+    HISTORY_SHOWN,
+    MAX_ID,
+    MAX_OLDER_THAN_SECONDS,
+    MAX_RESYNC_IDS,
+    MAX_RESYNC_LIMIT,
+)
+from leadsync.store.tables import LEAD_FIELDS, SyncOutcome, SyncStatus
 
 # Text fields follow one rule, in this order (docs/api.md, "Text fields"):
 #   1. refuse control characters (Unicode Cc: U+0000-U+001F, U+007F-U+009F); `message` may
@@ -188,6 +195,30 @@ class LeadDetail(LeadOut):
     hubspot_last_http_status: int | None
 
 
+class HistoryOut(BaseModel):
+    """One HubSpot outcome of a lead (a row of its sync history)."""
+
+    attempted_at: dt.datetime
+    attempt: int = Field(
+        description="The lead's attempt count after this outcome (429s and releases use none)."
+    )
+    outcome: SyncOutcome
+    http_status: int | None
+    error: str | None = Field(description="HubSpot's message, truncated, without secrets.")
+    duration_ms: int | None = Field(description="How long the batch's HubSpot round took.")
+    worker_id: str | None = Field(description="The worker that recorded it (host:pid:nonce).")
+    hubspot_id: str | None
+
+
+class LeadWithHistory(LeadDetail):
+    """A lead with every sync column and its sync history."""
+
+    history: list[HistoryOut] = Field(
+        description=f"The newest {HISTORY_SHOWN} HubSpot outcomes, oldest first; kept "
+        "LEADSYNC_HISTORY_DAYS days."
+    )
+
+
 class LeadPage(BaseModel):
     """One page of leads, newest first; pass `next_after` as `after` for the next page."""
 
@@ -202,7 +233,7 @@ def _check_lead_fields(*models: type[BaseModel]) -> None:
             raise RuntimeError(f"{model.__name__} does not carry LEAD_FIELDS {LEAD_FIELDS}")
 
 
-_check_lead_fields(LeadIn, LeadOut, LeadDetail)
+_check_lead_fields(LeadIn, LeadOut, LeadDetail, LeadWithHistory)
 
 
 class ResyncRequest(BaseModel):
@@ -279,3 +310,19 @@ class SyncStatusOut(BaseModel):
     oldest_due_seconds: float | None
     gate: GateOut
     budget: BudgetOut
+
+
+class PauseResult(BaseModel):
+    """A pause by hand: in force, the pause it replaced (if any) and its recorded detail."""
+
+    paused: bool
+    replaced: str | None
+    detail: str
+
+
+class ResumeResult(BaseModel):
+    """What a resume lifted (`manual`, `auth` or nothing) and a HubSpot pause that stays."""
+
+    lifted: PauseReason | None
+    still_paused: PauseReason | None
+    paused_until: dt.datetime | None

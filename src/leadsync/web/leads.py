@@ -18,6 +18,7 @@ from leadsync.usecases.schemas import (
     LeadIn,
     LeadOut,
     LeadPage,
+    LeadWithHistory,
 )
 from leadsync.web.auth import InternalAuth
 from leadsync.web.context import AppContext, Ctx
@@ -161,16 +162,16 @@ async def list_leads(
 @internal.get(
     "/leads/{lead_id:int}",
     operation_id="getLead",
-    response_model=LeadDetail,
+    response_model=LeadWithHistory,
     responses=responses(401, 404, 422, 431, 503),
-    summary="One lead, all sync columns",
+    summary="One lead, all sync columns and its sync history",
 )
 async def get_lead(
     ctx: Ctx,
     lead_id: Annotated[int, Path(ge=1, le=MAX_ID, description="The lead's id, 1 to 2^63-1.")],
-) -> LeadDetail:
-    """Return one lead with every sync column."""
-    lead = await leads.get_lead(ctx.sessions, lead_id=lead_id)
+) -> LeadWithHistory:
+    """Return one lead with every sync column and its newest HubSpot outcomes."""
+    lead = await leads.get_lead_with_history(ctx.sessions, lead_id=lead_id)
     if lead is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no lead with id {lead_id}")
-    return LeadDetail.model_validate(lead)
+    return lead

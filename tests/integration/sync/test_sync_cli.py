@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from leadsync.cli import app
+from tests.helpers.cli import leadsync
 from tests.helpers.leads import failed_row, fetch_all, insert_leads, lead_row
-
-LEADSYNC = str(Path(sys.executable).with_name("leadsync"))
-
-
-async def leadsync(db_url: str, *args: str) -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LEADSYNC_", "HUBSPOT_"))}
-    env |= {"DATABASE_URL": db_url, "LEADSYNC_LOG_LEVEL": "WARNING"}
-    process = await asyncio.create_subprocess_exec(
-        LEADSYNC,
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
-    return process.returncode or 0, out.decode(), err.decode()
 
 
 async def test_cli_resync_failed_one_lead_then_status(db_url: str, sessions) -> None:
