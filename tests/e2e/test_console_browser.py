@@ -32,8 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from leadsync.demo.kit import count_by_status
 from leadsync.store import overview
 from leadsync.store.db import utcnow
-from tests.e2e.support import SandboxFactory
-from tests.e2e.support import patch_sandbox
+from tests.e2e.support import SandboxFactory, patch_sandbox
 from tests.helpers import INTERNAL_TOKEN, wait_for
 from tests.helpers.leads import fetch, insert_leads, lead_row
 from tests.helpers.postgres import in_ci
