@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
+import httpx
 import pytest
-import structlog
 import typer
 from rich.console import Console
 from typer.testing import CliRunner
@@ -19,6 +24,7 @@ from leadsync.demo.run import run_demo
 from leadsync.demo.view import verdict
 
 LEADS, SEED = 60, 5
+LEADSYNC = str(Path(sys.executable).with_name("leadsync"))
 
 
 def cli() -> typer.Typer:
@@ -31,18 +37,6 @@ def cli() -> typer.Typer:
 
     register(app)
     return app
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """The demo configures logging for the whole process; put it back for the next tests."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    config = structlog.get_config()
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    structlog.configure(**config)
 
 
 @pytest.mark.slow
@@ -130,3 +124,58 @@ def test_demo_leads_are_realistic_and_reproducible() -> None:
     # Even a short run shows a repeat and a refused address.
     short = demo_leads(20, seed=1)
     assert short.repeats == len(short.rejected_emails) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_keep_running_leaves_refused_leads_for_the_console_and_stops_on_ctrl_c(
+    tmp_path: Path,
+) -> None:
+    # The README's walk-through: the demo stays up with a few FAILED leads whose rule is
+    # lifted, so resyncing them (here through the API the console calls) makes them SYNCED.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LEADSYNC_", "HUBSPOT_"))}
+    command = [LEADSYNC, "demo", "--leads", "20", "--seed", "3", "--keep-running", "--port", "0"]
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        lines: list[str] = []
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if "Try the console" in line:
+                break
+        output = "".join(lines)
+        assert "Try the console" in output, output[-3000:]
+        url = re.search(r"console\s+(http://\S+)/console", output)
+        token = re.search(r"^\s*internal token\s+(\S+)\s*$", output, re.MULTILINE)
+        assert url is not None, output[-3000:]
+        assert token is not None, output[-3000:]
+        headers = {"Authorization": f"Bearer {token.group(1)}"}
+        with httpx.Client(base_url=url.group(1), headers=headers, timeout=10) as api:
+            listed = api.get("/internal/leads", params={"status": "FAILED"})
+            assert listed.status_code == 200, listed.text
+            failed = listed.json()["items"]
+            assert sorted(lead["email"] for lead in failed) == [
+                f"console-3-{i}@rejected.example" for i in range(5)
+            ]
+            requeued = api.post(
+                "/internal/leads/resync-failed", json={"lead_ids": [lead["id"] for lead in failed]}
+            ).json()["requeued"]
+            assert requeued == 5
+
+            def all_synced() -> bool:
+                page = api.get("/internal/leads", params={"status": "FAILED"}).json()["items"]
+                leads = [api.get(f"/internal/leads/{lead['id']}").json() for lead in failed]
+                return not page and all(lead["hubspot_sync_status"] == "SYNCED" for lead in leads)
+
+            deadline = time.monotonic() + 30
+            while not all_synced():
+                assert time.monotonic() < deadline, "the resynced leads did not become SYNCED"
+                time.sleep(0.2)  # polling a separate process's state, with a deadline
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

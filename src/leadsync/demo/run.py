@@ -13,8 +13,9 @@ from rich.console import Console
 
 from leadsync.demo import view
 from leadsync.demo.harness import Harness
-from leadsync.demo.kit import settled
+from leadsync.demo.kit import REJECT_REGEX, REJECTED_DOMAIN, settled
 from leadsync.demo.options import (
+    POLL_SECONDS,
     RESYNC_TIMEOUT,
     SETTLE_TIMEOUT,
     SUBMIT_CONCURRENCY,
@@ -43,7 +44,9 @@ async def run_demo(options: DemoOptions, *, console: Console) -> DemoReport:
         console.print(view.summary_table(report, final=True))
         console.print(view.verdict(report), highlight=False)
         if options.keep_running:
+            refused = await _leave_refused_leads(run)
             view.print_urls(console, url=run.url, sandbox=run.running.url, token=run.token)
+            view.hands_on(console, url=run.url, lead_ids=refused)
             await _until_interrupted()
             console.print("stopping…")
     return report
@@ -136,6 +139,44 @@ async def _second_pass(run: Harness) -> None:
     run.report.final = await run.take_audit(refusing=False)
     run.report.traffic = Traffic.now() - run.baseline
     run.report.faults = dict(run.stats.get("faults", {}))
+
+
+# --- with --keep-running: something for the operator to fix in the console -------------------
+HANDS_ON_LEADS = 5
+HANDS_ON_TIMEOUT = 30.0
+
+
+async def _leave_refused_leads(run: Harness) -> list[int]:
+    """Submit a few leads HubSpot refuses, wait until they are FAILED, then lift the rule: they
+    wait in the console's failed queue for the person at the keyboard to resync them."""
+    await run.configure_sandbox({"reject_emails": REJECT_REGEX})
+    ids: list[int] = []
+    for index in range(HANDS_ON_LEADS):
+        body = {
+            "email": f"console-{run.report.seed}-{index}@{REJECTED_DOMAIN}",
+            "firstname": "Console",
+            "lastname": f"Exercise {index + 1}",
+        }
+        response = await run.api.post("/leads", json=body)
+        if response.status_code != 201:
+            raise DemoError(f"POST /leads answered {response.status_code}: {response.text}")
+        ids.append(int(response.json()["id"]))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + HANDS_ON_TIMEOUT
+    pending = set(ids)
+    while pending:
+        for lead_id in sorted(pending):
+            lead = await run.api.get(f"/internal/leads/{lead_id}", headers=run.auth)
+            if lead.json().get("hubspot_sync_status") == "FAILED":
+                pending.discard(lead_id)
+        if pending and loop.time() > deadline:
+            raise DemoError(
+                f"leads {sorted(pending)} did not end FAILED within {HANDS_ON_TIMEOUT} s"
+            )
+        if pending:
+            await asyncio.sleep(POLL_SECONDS)
+    await run.configure_sandbox({"reject_emails": None})
+    return ids
 
 
 async def _until_interrupted() -> None:

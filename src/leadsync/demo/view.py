@@ -122,6 +122,20 @@ def print_urls(console: Console, *, url: str, sandbox: str, token: str) -> None:
     )
 
 
+def hands_on(console: Console, *, url: str, lead_ids: list[int]) -> None:
+    """Tell the person at the keyboard what is left for them to fix in the console."""
+    ids = ", ".join(str(i) for i in lead_ids)
+    console.print(
+        f"\n[bold]Try the console:[/] HubSpot refused {len(lead_ids)} more lead(s) ({ids}), "
+        "as it refuses addresses it deems invalid; they are FAILED. The rule that refused "
+        f"them is lifted now. Open {url}/console, log in with the internal token, go to "
+        "[bold]Failed[/], select them and resync: within seconds they are SYNCED, and each "
+        "lead's page shows its history (failed, then synced).",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def _zero(value: int) -> str:
     return f"[green]{value}[/]" if value == 0 else f"[bold red]{value}[/]"
 
