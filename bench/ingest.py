@@ -187,7 +187,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_http(url: str, procs: Sequence[Any], *, timeout: float = 60.0) -> None:
+def wait_http(url: str, procs: Sequence[Any] = (), *, timeout: float = 60.0) -> None:
     """Wait until a URL answers, with a deadline; fail at once if a server process died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
