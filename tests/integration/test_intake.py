@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import asyncpg
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -17,7 +18,9 @@ from leadsync.store.leads import (
     SessionIntake,
     open_intake,
 )
+from leadsync.store.queue import NOTIFY_CHANNEL
 from leadsync.store.tables import Lead
+from tests.helpers import wait_for
 from tests.helpers.app import ClientFactory
 
 FIELDS = {"email": "ana@example.com", "firstname": "Ana", "message": "Hola"}
@@ -103,3 +106,27 @@ async def test_the_asyncpg_intake_says_unavailable_not_a_driver_error() -> None:
             await intake.insert(fields=FIELDS, idempotency_key=None, fingerprint=None)
     finally:
         await intake.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)  # LISTEN/NOTIFY: PostgreSQL's
+async def test_the_asyncpg_intake_notifies_on_commit_once_per_new_lead(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], db_url: str
+) -> None:
+    # Workers in other processes LISTEN: a new lead must wake them, a replay must not.
+    heard: list[str] = []
+    listener = await asyncpg.connect(db_url.replace("postgresql+asyncpg", "postgresql"))
+    await listener.add_listener(
+        NOTIFY_CHANNEL, lambda _conn, _pid, channel, _payload: heard.append(channel)
+    )
+    intake = await open_intake(engine, sessions, max_size=2)
+    try:
+        await intake.insert(fields=FIELDS, idempotency_key="once", fingerprint="f")
+        await wait_for(lambda: len(heard) == 1 or None, timeout=5)
+        await intake.insert(fields=FIELDS, idempotency_key="once", fingerprint="f")  # replay
+        await intake.insert(fields=FIELDS, idempotency_key=None, fingerprint=None)
+        await wait_for(lambda: len(heard) == 2 or None, timeout=5)
+    finally:
+        await intake.close()
+        await listener.close()
+    assert heard == [NOTIFY_CHANNEL, NOTIFY_CHANNEL]
