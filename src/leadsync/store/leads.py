@@ -72,6 +72,23 @@ class LeadIntake(Protocol):
         ...
 
 
+def new_lead_values(
+    fields: Mapping[str, str | None], *, idempotency_key: str | None, fingerprint: str | None
+) -> dict[str, Any]:
+    """The columns a new lead is stored with, whichever intake stores it: PENDING, due now."""
+    now = utcnow()
+    return {
+        **{name: fields.get(name) for name in LEAD_FIELDS},
+        "idempotency_key": idempotency_key,
+        "idempotency_fingerprint": fingerprint if idempotency_key else None,
+        "created_at": now,
+        "updated_at": now,
+        "hubspot_sync_status": SyncStatus.PENDING.value,
+        "hubspot_sync_attempts": 0,
+        "hubspot_next_attempt_at": now,
+    }
+
+
 async def insert_lead(
     session: AsyncSession,
     *,
@@ -88,17 +105,7 @@ async def insert_lead(
         existing = await _by_key(session, idempotency_key)
         if existing is not None:
             return _replay(existing, fingerprint)
-    now = utcnow()
-    values = {
-        **{name: fields.get(name) for name in LEAD_FIELDS},
-        "idempotency_key": idempotency_key,
-        "idempotency_fingerprint": fingerprint if idempotency_key else None,
-        "created_at": now,
-        "updated_at": now,
-        "hubspot_sync_status": SyncStatus.PENDING.value,
-        "hubspot_sync_attempts": 0,
-        "hubspot_next_attempt_at": now,
-    }
+    values = new_lead_values(fields, idempotency_key=idempotency_key, fingerprint=fingerprint)
     if idempotency_key:
         # Two identical submissions may race past the lookup: the unique key decides.
         try:
@@ -147,16 +154,7 @@ class SessionIntake:
 # PostgreSQL's hot path: the same statements on a plain asyncpg pool, prepared once per
 # connection. SQLAlchemy's session, its pool pre-ping and greenlet hops cost more than twice
 # the insert itself per request (bench/RESULTS.md, "Intake: where the time goes").
-_INSERT_COLUMNS = (
-    *LEAD_FIELDS,
-    "idempotency_key",
-    "idempotency_fingerprint",
-    "created_at",
-    "updated_at",
-    "hubspot_sync_status",
-    "hubspot_sync_attempts",
-    "hubspot_next_attempt_at",
-)
+_INSERT_COLUMNS = tuple(new_lead_values({}, idempotency_key=None, fingerprint=None))
 _PG = postgresql.asyncpg.dialect()  # type: ignore[no-untyped-call]
 # One statement does the whole hand-off: the INSERT, and the NOTIFY for the row it inserted
 # (none when the idempotency key was taken). A single statement is its own transaction, so
@@ -173,9 +171,7 @@ _PG_INSERT_COMPILED = select(
     _INSERTED.c.id, func.pg_notify(literal_column(f"'{NOTIFY_CHANNEL}'"), literal_column("''"))
 ).compile(dialect=_PG)
 _PG_INSERT = str(_PG_INSERT_COMPILED)
-_PG_INSERT_ORDER = tuple(
-    name.removeprefix("v_") for name in _PG_INSERT_COMPILED.positiontup or ()
-)
+_PG_INSERT_ORDER = tuple(name.removeprefix("v_") for name in _PG_INSERT_COMPILED.positiontup or ())
 _PG_BY_KEY = str(
     select(*(_leads.c[name] for name in (*STORED_COLUMNS, "idempotency_fingerprint")))
     .where(_leads.c.idempotency_key == bindparam("key"))
@@ -217,17 +213,7 @@ class PostgresIntake:
         fingerprint: str | None,
     ) -> Stored:
         """Store the lead in one transaction: INSERT .. RETURNING and NOTIFY, or a replay."""
-        now = utcnow()
-        values = {
-            **{name: fields.get(name) for name in LEAD_FIELDS},
-            "idempotency_key": idempotency_key,
-            "idempotency_fingerprint": fingerprint if idempotency_key else None,
-            "created_at": now,
-            "updated_at": now,
-            "hubspot_sync_status": SyncStatus.PENDING.value,
-            "hubspot_sync_attempts": 0,
-            "hubspot_next_attempt_at": now,
-        }
+        values = new_lead_values(fields, idempotency_key=idempotency_key, fingerprint=fingerprint)
         try:
             async with self._pool.acquire() as conn:
                 lead_id = await conn.fetchval(_PG_INSERT, *(values[k] for k in _PG_INSERT_ORDER))
