@@ -13,7 +13,9 @@ from leadsync.config import Settings, load_settings
 from leadsync.logging import configure_logging, get_logger
 from leadsync.store import migrations
 from leadsync.store.db import POOL_SIZE, create_engine, create_sessionmaker
+from leadsync.store.fence import open_fence
 from leadsync.store.leads import open_intake
+from leadsync.usecases import privacy
 from leadsync.web import console, health, leads, sync
 from leadsync.web.bodysize import BodySizeLimit
 from leadsync.web.context import AppContext
@@ -46,9 +48,17 @@ def create_app(
                 if before != after:
                     log.info("db.migrated", before=before, after=after)
             sessions = create_sessionmaker(engine)
-            intake = await open_intake(engine, sessions, max_size=POOL_SIZE)
+            intake = await open_intake(
+                engine, sessions, max_size=POOL_SIZE, hasher=privacy.hasher(settings)
+            )
             stack.push_async_callback(intake.close)
-            ctx = AppContext(settings=settings, engine=engine, sessions=sessions, intake=intake)
+            ctx = AppContext(
+                settings=settings,
+                engine=engine,
+                sessions=sessions,
+                intake=intake,
+                fence=open_fence(engine, sessions),
+            )
             app.state.ctx = ctx
             await runtime.start_sampler(ctx.sessions, settings=settings, stack=stack)
             if background is not None:

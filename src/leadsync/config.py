@@ -23,6 +23,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./leadsync.db"
 MIN_INTERNAL_TOKEN_LENGTH = 16
+# An HMAC key guessable by brute force would let anyone holding the table test addresses.
+MIN_ERASURE_KEY_LENGTH = 16
 # A HubSpot call starts only while the claim's lease covers its whole total timeout plus this
 # margin (clock differences between machines, a busy event loop); otherwise the lease is
 # renewed first. So a lease must be at least one call long plus the margin.
@@ -257,6 +259,31 @@ class Settings(BaseSettings):
         ),
     ] = 30
 
+    # --- privacy (docs/privacy.md) ----------------------------------------------------
+    erasure_key: Annotated[
+        SecretStr | None,
+        Field(
+            validation_alias=_alias("LEADSYNC_ERASURE_KEY", "erasure_key"),
+            description="secret key of the email hash an erasure keeps (HMAC-SHA256)",
+        ),
+    ] = None
+    erasure_key_file: Annotated[
+        Path | None,
+        Field(
+            validation_alias=_alias("LEADSYNC_ERASURE_KEY_FILE", "erasure_key_file"),
+            description="a file holding LEADSYNC_ERASURE_KEY (wins over the variable)",
+        ),
+    ] = None
+    retention_days: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            le=36500,
+            validation_alias=_alias("LEADSYNC_RETENTION_DAYS", "retention_days"),
+            description="days a finished lead keeps its personal data (unset: kept)",
+        ),
+    ] = None
+
     # --- the operator console ----------------------------------------------------------
     hubspot_portal_id: Annotated[
         int | None,
@@ -321,6 +348,23 @@ class Settings(BaseSettings):
             raise ValueError(f"no such file: {value}")
         return value
 
+    @field_validator("erasure_key_file")
+    @classmethod
+    def _check_erasure_key_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @field_validator("erasure_key")
+    @classmethod
+    def _check_erasure_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_ERASURE_KEY_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_ERASURE_KEY_LENGTH} characters "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
+        return value
+
     @field_validator("internal_token")
     @classmethod
     def _check_internal_token(cls, value: SecretStr | None) -> SecretStr | None:
@@ -376,6 +420,21 @@ class Settings(BaseSettings):
             return self.hubspot_token.get_secret_value()
         return None
 
+    def read_erasure_key(self) -> bytes | None:
+        """Return the erasure key (the file, re-read on every call, wins); None if unset.
+
+        A key shorter than MIN_ERASURE_KEY_LENGTH in the file counts as unset."""
+        if self.erasure_key_file is not None:
+            try:
+                text = self.erasure_key_file.read_text(encoding="utf-8").strip()
+            except OSError:
+                text = ""
+            if len(text) >= MIN_ERASURE_KEY_LENGTH:
+                return text.encode("utf-8")
+        if self.erasure_key is not None:
+            return self.erasure_key.get_secret_value().encode("utf-8")
+        return None
+
     def secrets(self) -> list[str]:
         """Every secret value currently configured, for log and error redaction."""
         values = [self.read_hubspot_token()]
@@ -383,6 +442,9 @@ class Settings(BaseSettings):
             values.append(self.hubspot_token.get_secret_value())
         if self.internal_token is not None:
             values.append(self.internal_token.get_secret_value())
+        erasure_key = self.read_erasure_key()
+        if erasure_key is not None:
+            values.append(erasure_key.decode("utf-8"))
         values.extend(_database_password(self.database_url))
         return [v for v in values if v]
 

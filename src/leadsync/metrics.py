@@ -8,16 +8,25 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
+from leadsync.engine.eraser import ErasureOutcome
 from leadsync.engine.gate import PauseReason
 from leadsync.engine.writer import COUNTED_OUTCOMES
-from leadsync.store.tables import SyncStatus
+from leadsync.store.tables import ErasureStatus, SyncStatus
 
 # `*_created` samples double the series count and no dashboard or alert of ours reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # One label value per outcome kind the engine counts (engine/writer.py).
 SYNC_OUTCOMES = tuple(kind.value for kind in COUNTED_OUTCOMES)
-HUBSPOT_OPERATIONS = ("create", "update", "update_by_email", "search", "batch_upsert", "probe")
+HUBSPOT_OPERATIONS = (
+    "create",
+    "update",
+    "update_by_email",
+    "search",
+    "batch_upsert",
+    "probe",
+    "gdpr_delete",
+)
 # 3xx: the client never follows redirects, so one means a wrong HUBSPOT_BASE_URL or proxy.
 STATUS_CLASSES = ("2xx", "3xx", "4xx", "429", "5xx", "network")
 
@@ -69,6 +78,23 @@ DAILY_REMAINING = Gauge(
     "Requests left today as HubSpot last reported (sampled; -1 when unknown).",
 )
 
+ERASURES = Counter(
+    "leadsync_erasures_total",
+    "GDPR delete calls of erasure requests by outcome (docs/privacy.md).",
+    ["outcome"],
+)
+ERASURES_BY_STATUS = Gauge(
+    "leadsync_erasures", "Erasure requests per status (sampled periodically).", ["status"]
+)
+OLDEST_OPEN_ERASURE = Gauge(
+    "leadsync_oldest_open_erasure_seconds",
+    "Age of the oldest erasure request not yet completed (0 when none is open; sampled).",
+)
+RETENTION_SCRUBBED = Counter(
+    "leadsync_retention_scrubbed_total",
+    "Leads whose personal data the retention period (LEADSYNC_RETENTION_DAYS) removed.",
+)
+
 # Pre-create every label combination so dashboards show zeros instead of gaps.
 for _outcome in SYNC_OUTCOMES:
     SYNC_ATTEMPTS.labels(outcome=_outcome)
@@ -89,3 +115,9 @@ def status_class(http_status: int | None) -> str:
     if http_status == 429:
         return "429"
     return f"{min(max(http_status // 100, 2), 5)}xx"
+
+
+for _erasure_outcome in ErasureOutcome:
+    ERASURES.labels(outcome=_erasure_outcome.value)
+for _erasure_status in ErasureStatus:
+    ERASURES_BY_STATUS.labels(status=_erasure_status.value)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from leadsync import metrics
 from leadsync.config import Settings
+from leadsync.engine.eraser import ErasureOutcome
 from leadsync.engine.gate import PauseReason
 from leadsync.engine.listener import PostgresListener
 from leadsync.engine.worker import Worker
@@ -23,6 +24,7 @@ from leadsync.hubspot.client import HubSpotClient
 from leadsync.logging import get_logger
 from leadsync.store.db import utcnow
 from leadsync.store.queue import LeadSnapshot
+from leadsync.usecases.privacy import erasure_counts
 from leadsync.usecases.sync import sync_status
 from leadsync.web.context import AppContext
 
@@ -57,6 +59,16 @@ def observe_sync_results(
             metrics.SYNC_LATENCY.observe(max(0.0, age))
 
 
+def observe_erasure(outcome: ErasureOutcome) -> None:
+    """Count one GDPR delete call of an erasure by its outcome."""
+    metrics.ERASURES.labels(outcome=outcome.value).inc()
+
+
+def observe_retention(scrubbed: int) -> None:
+    """Count the leads a retention pass scrubbed."""
+    metrics.RETENTION_SCRUBBED.inc(scrubbed)
+
+
 async def sample_gauges(sessions: async_sessionmaker[AsyncSession], *, settings: Settings) -> None:
     """Refresh the gauges from the status report: one grouped count, one indexed min, the gate."""
     report = await sync_status(sessions, settings=settings)
@@ -71,6 +83,13 @@ async def sample_gauges(sessions: async_sessionmaker[AsyncSession], *, settings:
     daily = report.budget.daily_remaining
     metrics.BUDGET_REMAINING.set(-1 if remaining is None else remaining)
     metrics.DAILY_REMAINING.set(-1 if daily is None else daily)
+    erasures = await erasure_counts(sessions)
+    for status, count in erasures.by_status.items():
+        metrics.ERASURES_BY_STATUS.labels(status=status).set(count)
+    oldest = erasures.oldest_open_at
+    metrics.OLDEST_OPEN_ERASURE.set(
+        0.0 if oldest is None else max(0.0, (utcnow() - oldest).total_seconds())
+    )
     metrics.GAUGES_SAMPLED.set(utcnow().timestamp())
 
 
@@ -120,7 +139,12 @@ async def build_worker(
         HubSpotClient.from_settings(settings, observer=observe_hubspot_request)
     )
     return Worker(
-        settings=settings, sessions=sessions, client=client, on_results=observe_sync_results
+        settings=settings,
+        sessions=sessions,
+        client=client,
+        on_results=observe_sync_results,
+        on_erasure=observe_erasure,
+        on_retention=observe_retention,
     )
 
 

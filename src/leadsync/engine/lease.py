@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -11,6 +12,7 @@ from leadsync.config import LEASE_MARGIN_SECONDS
 from leadsync.logging import get_logger
 from leadsync.store import queue
 from leadsync.store.db import transaction, utcnow
+from leadsync.store.fence import SendFence
 
 log = get_logger(__name__)
 
@@ -28,8 +30,10 @@ class BatchLease:
         expires_at: dt.datetime,
         lease_seconds: float,
         call_seconds: float,
+        fence: SendFence | None = None,
     ) -> None:
         self._sessions = sessions
+        self._fence = fence
         self._token = token
         self._held = set(lead_ids)
         self.expires_at = expires_at
@@ -54,3 +58,18 @@ class BatchLease:
             self._held = kept
             self.expires_at = expires
         return {lead_id for lead_id in lead_ids if lead_id in self._held}
+
+    @contextlib.asynccontextmanager
+    async def fence(self, lead_ids: Sequence[int]) -> AsyncIterator[set[int]]:
+        """Hold the send fence for one call (store/fence.py); yield the ids still ours whose
+        email is not being erased. Leads it refuses are no longer held by this batch."""
+        held = [lead_id for lead_id in lead_ids if lead_id in self._held]
+        if self._fence is None:
+            yield set(held)
+            return
+        async with self._fence.hold(token=self._token, lead_ids=held) as sendable:
+            refused = set(held) - sendable
+            if refused:
+                log.info("sync.lease.fenced", lead_ids=sorted(refused))
+                self._held -= refused
+            yield sendable

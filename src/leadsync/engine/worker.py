@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from leadsync.config import Settings
+from leadsync.engine.eraser import Eraser, ErasureOutcome
 from leadsync.engine.gate import Gate, Paused, ProbeDue
 from leadsync.engine.lease import BatchLease
 from leadsync.engine.outcomes import to_completion
@@ -26,8 +27,9 @@ from leadsync.engine.writer import ContactWriter, LeadResult, ResultKind
 from leadsync.hubspot.client import HubSpotClient
 from leadsync.hubspot.errors import TRANSIENT_4XX_STATUSES, AuthError, HubSpotError
 from leadsync.logging import get_logger
-from leadsync.store import history, queue, workers
+from leadsync.store import history, privacy, queue, workers
 from leadsync.store.db import transaction, utcnow
+from leadsync.store.fence import SendFence, open_fence
 from leadsync.store.queue import Claim, Completion, LeadSnapshot
 from leadsync.store.tables import SyncStatus
 
@@ -43,6 +45,10 @@ PRUNE_BATCH_ROWS = 5000
 PRUNE_BATCHES = 10
 # A worker's heartbeat row is deleted once it has not been seen for this long.
 FORGET_WORKERS_AFTER = dt.timedelta(days=1)
+# LEADSYNC_RETENTION_DAYS is applied in transactions of this many leads, at most
+# RETENTION_BATCHES of them per reconciliation pass, beside the sync (not in its way).
+RETENTION_BATCH_ROWS = 1000
+RETENTION_BATCHES = 50
 
 
 def new_worker_id(host: str, pid: int) -> str:
@@ -61,12 +67,17 @@ class Worker:
         client: HubSpotClient,
         rng: random.Random | None = None,
         on_results: Callable[[list[LeadResult], list[LeadSnapshot], float], None] | None = None,
+        on_erasure: Callable[[ErasureOutcome], None] | None = None,
+        on_retention: Callable[[int], None] | None = None,
+        fence: SendFence | None = None,
     ) -> None:
         self._settings = settings
         self._sessions = sessions
         self._client = client
         self._rng = rng or random.Random()
         self._on_results = on_results
+        self._on_retention = on_retention
+        self._fence = fence or open_fence(sessions.kw["bind"], sessions)
         self.gate = Gate(
             sessions=sessions,
             limit=settings.rate_limit,
@@ -84,12 +95,22 @@ class Worker:
             cap_seconds=settings.retry_cap_seconds,
             max_attempts=settings.max_attempts,
         )
+        self.eraser = Eraser(
+            sessions=sessions,
+            client=client,
+            gate=self.gate,
+            policy=self._policy,
+            lease_seconds=settings.lease_seconds,
+            rng=self._rng,
+            on_outcome=on_erasure,
+        )
         self._claim_size = (
             settings.batch_size
             if settings.hubspot_write_mode == "batch"
             else min(settings.batch_size, SINGLE_MODE_CLAIM)
         )
         self._woken = asyncio.Event()
+        self._privacy_woken = asyncio.Event()
         self._stopping = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
         self._next_reconcile = 0.0
@@ -101,13 +122,15 @@ class Worker:
         self.started_at = utcnow()
 
     def wake(self) -> None:
-        """Ask the loop to look for due leads now (called after a lead commits)."""
+        """Ask the loops to look for due leads and erasures now (called after a commit)."""
         if self._settings.wakeups_enabled:
             self._woken.set()
+            self._privacy_woken.set()
 
     async def run(self) -> None:
         """Loop until stop(): claim due leads while the budget allows, record every outcome."""
         log.info("sync.worker.started", mode=self._settings.hubspot_write_mode)
+        privacy_loop = asyncio.create_task(self._privacy_loop(), name="leadsync-privacy")
         try:
             while not self._stopping.is_set():
                 try:
@@ -116,8 +139,57 @@ class Worker:
                     log.warning("sync.worker.step_failed", error_type=type(exc).__name__)
                     await self._idle(self._settings.poll_interval_seconds, wakeable=False)
         finally:
+            self._privacy_woken.set()
+            if self._abandoned:
+                privacy_loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await privacy_loop
             await self._drain()
             log.info("sync.worker.stopped")
+
+    async def _privacy_loop(self) -> None:
+        """Execute due erasures and apply the retention period, beside the sync loop."""
+        next_retention = 0.0
+        while not self._stopping.is_set():
+            self._privacy_woken.clear()
+            calls = 0
+            try:
+                calls = await self.eraser.run_due()
+                if time.monotonic() >= next_retention:
+                    await self.apply_retention(now=utcnow())
+                    next_retention = time.monotonic() + self._settings.reconcile_interval_seconds
+            except Exception as exc:  # as in the sync loop: log, wait, try again
+                log.warning("privacy.step_failed", error_type=type(exc).__name__)
+            if calls:
+                continue  # more may be due: a claim takes at most ERASURE_CLAIM
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._privacy_woken.wait(), timeout=self._settings.poll_interval_seconds
+                )
+
+    async def apply_retention(self, *, now: dt.datetime) -> int:
+        """Scrub the personal fields of finished leads older than LEADSYNC_RETENTION_DAYS,
+        a bounded batch per transaction; return how many leads were scrubbed."""
+        days = self._settings.retention_days
+        if days is None:
+            return 0
+        cutoff = now - dt.timedelta(days=days)
+        scrubbed = 0
+        for _ in range(RETENTION_BATCHES):
+            if self._stopping.is_set():
+                break
+            async with transaction(self._sessions) as session:
+                done = await privacy.scrub_expired(
+                    session, created_before=cutoff, limit=RETENTION_BATCH_ROWS, now=now
+                )
+            scrubbed += done
+            if done < RETENTION_BATCH_ROWS:
+                break
+        if scrubbed:
+            log.info("privacy.retention.scrubbed", leads=scrubbed, retention_days=days)
+            if self._on_retention is not None:
+                self._on_retention(scrubbed)
+        return scrubbed
 
     async def stop(self) -> None:
         """Stop claiming; in-flight batches finish or release their leases."""
@@ -249,6 +321,7 @@ class Worker:
             expires_at=batch.expires_at,
             lease_seconds=self._settings.lease_seconds,
             call_seconds=self._settings.hubspot_total_timeout_seconds,
+            fence=self._fence,
         )
         leads = batch.leads
         try:

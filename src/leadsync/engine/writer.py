@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal, Protocol
@@ -86,16 +87,25 @@ class Budget(Protocol):
 
 
 class Lease(Protocol):
-    """The claim's lease: a call may start only for leads whose lease covers all of it."""
+    """The claim's lease: a call may start only for leads whose lease covers all of it, and
+    is made inside the send fence (store/fence.py), which an erasure request waits for."""
 
     async def cover(self, lead_ids: Sequence[int]) -> set[int]:
         """Return the ids whose lease covers one whole call from now (renewing it if needed)."""
+        ...
+
+    def fence(self, lead_ids: Sequence[int]) -> contextlib.AbstractAsyncContextManager[set[int]]:
+        """Hold the fence for one call; yield the ids that may still be sent."""
         ...
 
 
 class _NoLease:
     async def cover(self, lead_ids: Sequence[int]) -> set[int]:
         return set(lead_ids)
+
+    @contextlib.asynccontextmanager
+    async def fence(self, lead_ids: Sequence[int]) -> AsyncIterator[set[int]]:
+        yield set(lead_ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,11 +159,22 @@ class _Turns:
         else:
             await self.budget.acquire()
         covered = await self.lease.cover([i for g in groups for i in g.lead_ids])
-        kept: list[_Group] = []
-        lost: list[_Group] = []
-        for group in groups:
-            (kept if all(i in covered for i in group.lead_ids) else lost).append(group)
-        return kept, lost
+        return _split(groups, covered)
+
+    @contextlib.asynccontextmanager
+    async def fence(self, groups: list[_Group]) -> AsyncIterator[tuple[list[_Group], list[_Group]]]:
+        """Hold the send fence around one call: yield (groups to send, groups refused)."""
+        async with self.lease.fence([i for g in groups for i in g.lead_ids]) as sendable:
+            yield _split(groups, sendable)
+
+
+def _split(groups: list[_Group], ids: set[int]) -> tuple[list[_Group], list[_Group]]:
+    """Split groups into those whose every lead is in `ids` and the rest."""
+    kept: list[_Group] = []
+    lost: list[_Group] = []
+    for group in groups:
+        (kept if all(i in ids for i in group.lead_ids) else lost).append(group)
+    return kept, lost
 
 
 def _names(text: str, email: str) -> bool:
@@ -236,9 +257,16 @@ class ContactWriter:
             return _released(groups)
         if not groups:
             return _released(lost)
-        inputs = [UpsertInput(g.email, g.properties(self._properties), g.trace_id) for g in groups]
         try:
-            reply = await self._client.batch_upsert(inputs=inputs)
+            async with turns.fence(groups) as (groups, fenced_out):
+                lost += fenced_out
+                if not groups:
+                    return _released(lost)
+                inputs = [
+                    UpsertInput(g.email, g.properties(self._properties), g.trace_id) for g in groups
+                ]
+                reply = await self._client.batch_upsert(inputs=inputs)
+        # The fence is released before any handling: a split batch takes it again per call.
         except PermanentError as exc:
             await self._budget.observe(exc.rate_limit)
             if len(groups) > 1:
@@ -309,7 +337,10 @@ class ContactWriter:
             if not (await turns.acquire([group]))[0]:
                 return group.results(ResultKind.RELEASED)
             try:
-                contact = await self._client.create_contact(properties=properties)
+                async with turns.fence([group]) as (sendable, _):
+                    if not sendable:
+                        return group.results(ResultKind.RELEASED)
+                    contact = await self._client.create_contact(properties=properties)
                 status = 201
             except ConflictError as conflict:
                 await self._budget.observe(conflict.rate_limit)
@@ -320,9 +351,12 @@ class ContactWriter:
                     )
                 if not (await turns.acquire([group]))[0]:
                     return group.results(ResultKind.RELEASED)
-                contact = await self._client.update_contact(
-                    contact_id=contact_id, properties=properties
-                )
+                async with turns.fence([group]) as (sendable, _):
+                    if not sendable:
+                        return group.results(ResultKind.RELEASED)
+                    contact = await self._client.update_contact(
+                        contact_id=contact_id, properties=properties
+                    )
                 status = 200
         except (Paused, ProbeDue):
             raise

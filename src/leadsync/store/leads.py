@@ -8,12 +8,22 @@ sessions; both write the same columns and keep the same idempotency rules.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 import asyncpg
-from sqlalchemy import Table, bindparam, func, insert, literal_column, make_url, select
+from sqlalchemy import (
+    Table,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal_column,
+    make_url,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -24,10 +34,15 @@ from leadsync.store.db import (
     transaction,
     utcnow,
 )
+from leadsync.store.privacy import record_return
 from leadsync.store.queue import NOTIFY_CHANNEL, announce_new_leads
-from leadsync.store.tables import LEAD_FIELDS, Lead, SyncStatus
+from leadsync.store.tables import LEAD_FIELDS, Erasure, Lead, SyncStatus
 
 _leads: Table = Lead.__table__  # type: ignore[assignment]
+_erasures: Table = Erasure.__table__  # type: ignore[assignment]
+# The keyed hash of an email (store/privacy.py: email_hash under LEADSYNC_ERASURE_KEY). With
+# one, a new lead of an erased address is noted on its erasure: the person came back.
+EmailHasher = Callable[[str], str]
 # A plain, cached INSERT .. RETURNING id: the ORM's unit of work, or a statement rebuilt with
 # literal values, cost several times the insert itself (measured with py-spy under wrk).
 _INSERT = insert(_leads).returning(_leads.c.id)
@@ -95,11 +110,13 @@ async def insert_lead(
     fields: Mapping[str, str | None],
     idempotency_key: str | None = None,
     fingerprint: str | None = None,
+    hashed: str | None = None,
 ) -> Stored:
     """Store a PENDING lead and announce it; replay the first lead for a repeated key.
 
     `fields`: a value (or None) for each name of LEAD_FIELDS. `fingerprint`: a hash of the
-    request body, which a replay with the same key must match.
+    request body, which a replay with the same key must match. `hashed`: the email's keyed
+    hash, to note the lead on any erasure of the same address.
     """
     if idempotency_key:
         existing = await _by_key(session, idempotency_key)
@@ -118,6 +135,8 @@ async def insert_lead(
             return _replay(existing, fingerprint)
     else:
         lead_id = (await session.execute(_INSERT, values)).scalar_one()
+    if hashed is not None:
+        await record_return(session, hashed=hashed, lead_id=lead_id, now=values["created_at"])
     await announce_new_leads(session)
     return Stored(row={"id": lead_id, **values}, created=True)
 
@@ -131,8 +150,11 @@ def _replay(existing: Lead, fingerprint: str | None) -> Stored:
 class SessionIntake:
     """The intake through SQLAlchemy sessions: SQLite's path (and any database's)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], *, hasher: EmailHasher | None = None
+    ) -> None:
         self._sessions = sessions
+        self._hasher = hasher
 
     async def insert(
         self,
@@ -142,9 +164,15 @@ class SessionIntake:
         fingerprint: str | None,
     ) -> Stored:
         """Store the lead in one transaction of its own."""
+        email = fields.get("email")
+        hashed = self._hasher(email) if self._hasher is not None and email else None
         async with transaction(self._sessions) as session:
             return await insert_lead(
-                session, fields=fields, idempotency_key=idempotency_key, fingerprint=fingerprint
+                session,
+                fields=fields,
+                idempotency_key=idempotency_key,
+                fingerprint=fingerprint,
+                hashed=hashed,
             )
 
     async def close(self) -> None:
@@ -167,9 +195,28 @@ _INSERTED = (
     .returning(_leads.c.id)
     .cte("inserted")
 )
-_PG_INSERT_COMPILED = select(
-    _INSERTED.c.id, func.pg_notify(literal_column(f"'{NOTIFY_CHANNEL}'"), literal_column("''"))
-).compile(dialect=_PG)
+# An erasure of the same address notes the new lead (the hash is NULL without a key: no-op).
+_RETURNED = (
+    update(_erasures)
+    .where(
+        _erasures.c.email_hash == bindparam("v_email_hash"),
+        _erasures.c.returned_at.is_(None),
+        exists(select(_INSERTED.c.id)),
+    )
+    .values(
+        returned_at=bindparam("v_created_at"),
+        returned_lead_id=select(_INSERTED.c.id).scalar_subquery(),
+    )
+    .cte("returned")
+)
+_PG_INSERT_COMPILED = (
+    select(
+        _INSERTED.c.id,
+        func.pg_notify(literal_column(f"'{NOTIFY_CHANNEL}'"), literal_column("''")),
+    )
+    .add_cte(_RETURNED)
+    .compile(dialect=_PG)
+)
 _PG_INSERT = str(_PG_INSERT_COMPILED)
 _PG_INSERT_ORDER = tuple(name.removeprefix("v_") for name in _PG_INSERT_COMPILED.positiontup or ())
 _PG_BY_KEY = str(
@@ -189,11 +236,14 @@ async def _reset_nothing(conn: asyncpg.Connection) -> None:
 class PostgresIntake:
     """The intake on a plain asyncpg pool (PostgreSQL only)."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, hasher: EmailHasher | None = None) -> None:
         self._pool = pool
+        self._hasher = hasher
 
     @classmethod
-    async def connect(cls, url: str, *, max_size: int) -> PostgresIntake:
+    async def connect(
+        cls, url: str, *, max_size: int, hasher: EmailHasher | None = None
+    ) -> PostgresIntake:
         """Open the pool lazily: connections are made on first use, at most `max_size`."""
         dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         pool = await asyncpg.create_pool(
@@ -203,7 +253,7 @@ class PostgresIntake:
             timeout=CONNECT_TIMEOUT_SECONDS,
             reset=_reset_nothing,
         )
-        return cls(pool)
+        return cls(pool, hasher=hasher)
 
     async def insert(
         self,
@@ -214,9 +264,14 @@ class PostgresIntake:
     ) -> Stored:
         """Store the lead in one transaction: INSERT .. RETURNING and NOTIFY, or a replay."""
         values = new_lead_values(fields, idempotency_key=idempotency_key, fingerprint=fingerprint)
+        email = fields.get("email")
+        params = {
+            **values,
+            "email_hash": self._hasher(email) if self._hasher is not None and email else None,
+        }
         try:
             async with self._pool.acquire() as conn:
-                lead_id = await conn.fetchval(_PG_INSERT, *(values[k] for k in _PG_INSERT_ORDER))
+                lead_id = await conn.fetchval(_PG_INSERT, *(params[k] for k in _PG_INSERT_ORDER))
                 if lead_id is None:  # the key was used: the first lead decides
                     existing = await conn.fetchrow(_PG_BY_KEY, idempotency_key)
         except _PG_UNAVAILABLE as exc:
@@ -244,13 +299,17 @@ _PG_UNAVAILABLE = (
 
 
 async def open_intake(
-    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], *, max_size: int
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    max_size: int,
+    hasher: EmailHasher | None = None,
 ) -> LeadIntake:
     """The fastest intake for the engine's database: asyncpg on PostgreSQL, else sessions."""
     if engine.dialect.name == "postgresql":
         url = engine.url.render_as_string(hide_password=False)
-        return await PostgresIntake.connect(url, max_size=max_size)
-    return SessionIntake(sessions)
+        return await PostgresIntake.connect(url, max_size=max_size, hasher=hasher)
+    return SessionIntake(sessions, hasher=hasher)
 
 
 async def _by_key(session: AsyncSession, key: str) -> Lead | None:

@@ -40,7 +40,15 @@ from sqlalchemy.types import TypeEngine
 
 from leadsync.store import history as lead_history
 from leadsync.store.history import Attempt
-from leadsync.store.tables import LEAD_FIELDS, UNFINISHED_SQL, Lead, SyncOutcome, SyncStatus
+from leadsync.store.tables import (
+    LEAD_FIELDS,
+    OPEN_ERASURE_SQL,
+    UNFINISHED_SQL,
+    Erasure,
+    Lead,
+    SyncOutcome,
+    SyncStatus,
+)
 
 # Workers LISTEN on this channel; PostgreSQL delivers a NOTIFY only when its transaction
 # commits, which makes it the after-commit hand-off across processes for free.
@@ -52,6 +60,14 @@ _NOTIFY = text(f"NOTIFY {NOTIFY_CHANNEL}")
 _UNFINISHED = text(f"leads.{UNFINISHED_SQL}")
 _leads: Table = Lead.__table__  # type: ignore[assignment]
 _busy = _leads.alias("busy")
+_erasures: Table = Erasure.__table__  # type: ignore[assignment]
+# A lead whose email is being erased waits (docs/privacy.md): a new consent is synced only
+# after the GDPR delete, which would otherwise delete it.
+_ERASING = (
+    select(_erasures.c.id)
+    .where(_erasures.c.email == Lead.email, text(f"erasures.{OPEN_ERASURE_SQL}"))
+    .exists()
+)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -206,7 +222,8 @@ async def claim(
 
     An email with a live lease elsewhere is skipped (one write per email in flight), and its
     due leads are deferred to that lease's expiry so they do not clog the head of the queue;
-    completing the other batch brings them forward again. A lead re-claimed after its lease
+    completing the other batch brings them forward again. A lead whose email is being erased
+    is held (no due time) until that erasure completes. A lead re-claimed after its lease
     expired counts an attempt; if that was its last (`max_attempts`), it is FAILED instead.
     """
     token = str(uuid.uuid4())
@@ -225,7 +242,7 @@ async def claim(
     )
     scanned = (
         await conn.execute(
-            select(Lead.id, Lead.email, busy)
+            select(Lead.id, Lead.email, busy, _ERASING)
             .where(_UNFINISHED, Lead.hubspot_next_attempt_at <= now)
             # The due index's own order, no tie-break on id: a second sort key made PostgreSQL
             # read and sort every due row (23 ms at 20,000 due) instead of walking the index
@@ -237,8 +254,11 @@ async def claim(
     ).all()
     emails: list[str] = []
     deferred: dict[dt.datetime, list[int]] = {}
-    for lead_id, email, busy_until in scanned:
-        if busy_until is not None:
+    held: list[int] = []
+    for lead_id, email, busy_until, erasing in scanned:
+        if erasing:
+            held.append(lead_id)
+        elif busy_until is not None:
             deferred.setdefault(busy_until, []).append(lead_id)
         elif email not in emails and len(emails) < limit:
             emails.append(email)
@@ -247,6 +267,13 @@ async def claim(
             update(Lead)
             .where(Lead.id.in_(ids), _UNFINISHED)
             .values(hubspot_next_attempt_at=until)
+            .execution_options(synchronize_session=False)
+        )
+    if held:  # not due until their email's erasure completes (store/privacy.py wakes them)
+        await conn.execute(
+            update(Lead)
+            .where(Lead.id.in_(held), _UNFINISHED)
+            .values(hubspot_next_attempt_at=None)
             .execution_options(synchronize_session=False)
         )
     if not emails:

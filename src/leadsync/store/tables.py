@@ -1,6 +1,7 @@
 """The tables: `leads` (the lead, the seed's HubSpot columns, the queue columns),
-`hubspot_gate`, `lead_sync_attempts` (each lead's sync history) and `sync_workers` (worker
-heartbeats); the lead's field list and its statuses, defined once for the whole code base.
+`hubspot_gate`, `lead_sync_attempts` (each lead's sync history), `sync_workers` (worker
+heartbeats) and `erasures` (GDPR erasure requests); the lead's field list and its statuses,
+defined once for the whole code base.
 
 Everything else derives from the definitions here: the claim's RETURNING list
 (`store/queue.py`), the HubSpot property map (`engine/contact.py`), the API's shapes, which are
@@ -32,6 +33,9 @@ class SyncStatus(StrEnum):
     RETRYING = "RETRYING"
     SYNCED = "SYNCED"
     FAILED = "FAILED"
+    # The person asked to be forgotten (docs/privacy.md): never sent again; its personal
+    # fields are removed once HubSpot has deleted the contact.
+    ERASED = "ERASED"
 
 
 # A lead still on its way: the queue's partial index covers exactly these rows.
@@ -40,6 +44,12 @@ UNFINISHED: Final = (SyncStatus.PENDING, SyncStatus.RETRYING, SyncStatus.IN_PROG
 # of a prepared statement; the migrations build the index with this very text.
 UNFINISHED_SQL: Final = "hubspot_sync_status IN ({})".format(
     ", ".join(f"'{status.value}'" for status in UNFINISHED)
+)
+
+# Finished leads that still hold personal data: what LEADSYNC_RETENTION_DAYS applies to.
+RETAINED_SQL: Final = (
+    f"email IS NOT NULL AND hubspot_sync_status IN "
+    f"('{SyncStatus.SYNCED.value}', '{SyncStatus.FAILED.value}')"
 )
 
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
@@ -59,8 +69,9 @@ class Lead(Base):
         UTCDateTime, default=utcnow, onupdate=utcnow, server_default=func.now()
     )
 
-    # LEAD_FIELDS, in that order (checked below).
-    email: Mapped[str] = mapped_column(String(254), index=True)
+    # LEAD_FIELDS, in that order (checked below). Every one of them is personal data: an
+    # erasure or the retention period sets them to NULL (store/privacy.py).
+    email: Mapped[str | None] = mapped_column(String(254), index=True)
     firstname: Mapped[str | None] = mapped_column(String(100))
     lastname: Mapped[str | None] = mapped_column(String(100))
     phone: Mapped[str | None] = mapped_column(String(32))
@@ -89,6 +100,11 @@ class Lead(Base):
     hubspot_lease_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     hubspot_last_http_status: Mapped[int | None] = mapped_column(Integer)
 
+    # Privacy (store/privacy.py): when the personal fields were removed, and for an erased
+    # lead the keyed hash (HMAC) of its email, so a later request can be matched to it.
+    scrubbed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    email_hash: Mapped[str | None] = mapped_column(String(64))
+
     __table_args__ = (
         Index(
             "ix_leads_due",
@@ -97,6 +113,20 @@ class Lead(Base):
             sqlite_where=text(UNFINISHED_SQL),
         ),
         Index("ix_leads_hubspot_sync_status_id", "hubspot_sync_status", "id"),
+        # An access request finds an erased person's rows by the hash (few rows: partial).
+        Index(
+            "ix_leads_email_hash",
+            "email_hash",
+            postgresql_where=text("email_hash IS NOT NULL"),
+            sqlite_where=text("email_hash IS NOT NULL"),
+        ),
+        # The retention pass walks the oldest finished leads that still hold personal data.
+        Index(
+            "ix_leads_retention",
+            "created_at",
+            postgresql_where=text(RETAINED_SQL),
+            sqlite_where=text(RETAINED_SQL),
+        ),
     )
 
 
@@ -205,3 +235,69 @@ class SyncWorker(Base):
     pid: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class ErasureStatus(StrEnum):
+    """Where an erasure request is (docs/privacy.md)."""
+
+    REQUESTED = "REQUESTED"  # accepted: the email's leads are cancelled; HubSpot is next
+    IN_HUBSPOT = "IN_HUBSPOT"  # a worker holds it: the GDPR delete call is in flight
+    RETRYING = "RETRYING"  # HubSpot answered with a transient error: tried again later
+    COMPLETED = "COMPLETED"  # HubSpot deleted the contact and the rows are scrubbed
+    FAILED = "FAILED"  # HubSpot refused it for good: an operator retries it
+
+
+# Erasures a worker takes (IN_HUBSPOT only once its lease has expired).
+DUE_ERASURES: Final = (ErasureStatus.REQUESTED, ErasureStatus.RETRYING, ErasureStatus.IN_HUBSPOT)
+# Until an erasure is COMPLETED, new leads of its email wait (they are a new consent, synced
+# after the GDPR delete, never deleted by it).
+OPEN_ERASURE_SQL: Final = f"status <> '{ErasureStatus.COMPLETED.value}'"
+DUE_ERASURE_SQL: Final = "status IN ({})".format(
+    ", ".join(f"'{status.value}'" for status in DUE_ERASURES)
+)
+
+
+class Erasure(Base):
+    """One request to forget an email, carried through to HubSpot (art. 17 GDPR).
+
+    `email` is kept only until HubSpot has deleted the contact, then set to NULL; the keyed
+    hash stays, so a later lead or access request of the same address can be matched.
+    """
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    email_hash: Mapped[str] = mapped_column(String(64), index=True)
+    email: Mapped[str | None] = mapped_column(String(254))
+    status: Mapped[str] = mapped_column(String(16))
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    requested_by: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    lease_token: Mapped[str | None] = mapped_column(String(36))
+    lease_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    leads_cancelled: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    leads_scrubbed: Mapped[int | None] = mapped_column(Integer)
+    # The first lead of the same email stored after the request: the person came back.
+    returned_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    returned_lead_id: Mapped[int | None] = mapped_column(BigIntId)
+
+    __table_args__ = (
+        Index(
+            "ix_erasures_due",
+            "next_attempt_at",
+            postgresql_where=text(DUE_ERASURE_SQL),
+            sqlite_where=text(DUE_ERASURE_SQL),
+        ),
+        # The claim and the send fence ask "is this email being erased?" per lead.
+        Index(
+            "ix_erasures_open_email",
+            "email",
+            postgresql_where=text(OPEN_ERASURE_SQL),
+            sqlite_where=text(OPEN_ERASURE_SQL),
+        ),
+    )

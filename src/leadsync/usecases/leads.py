@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from leadsync.limits import HISTORY_SHOWN
@@ -48,9 +50,13 @@ async def get_lead_with_history(
         if lead is None:
             return None
         rows = await history.for_lead(session, lead_id=lead_id, limit=limit)
-    detail = LeadDetail.model_validate(lead)
+    return with_history(lead, rows)
+
+
+def with_history(lead: Lead, rows: Sequence[history.HistoryRow]) -> LeadWithHistory:
+    """Return a lead with every column and the given history rows."""
     return LeadWithHistory(
-        **detail.model_dump(),
+        **LeadDetail.model_validate(lead).model_dump(),
         history=[
             HistoryOut(
                 attempted_at=row.attempted_at,

@@ -170,7 +170,10 @@ class LeadOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    email: str
+    email: str | None = Field(
+        description="Canonical email; null once the lead's personal data was removed "
+        "(an erasure or the retention period, docs/privacy.md)."
+    )
     firstname: str | None
     lastname: str | None
     phone: str | None
@@ -193,6 +196,9 @@ class LeadDetail(LeadOut):
     hubspot_next_attempt_at: dt.datetime | None
     hubspot_lease_expires_at: dt.datetime | None
     hubspot_last_http_status: int | None
+    scrubbed_at: dt.datetime | None = Field(
+        description="When the personal fields were removed (erasure or retention), if ever."
+    )
 
 
 class HistoryOut(BaseModel):

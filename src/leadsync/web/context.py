@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from leadsync.config import Settings
+from leadsync.store.fence import SendFence
 from leadsync.store.leads import LeadIntake
 
 
@@ -26,6 +27,8 @@ class AppContext:
     sessions: async_sessionmaker[AsyncSession]
     # Where POST /leads stores: asyncpg on PostgreSQL, the sessions on SQLite.
     intake: LeadIntake
+    # What an erasure request takes exclusively: it waits for the HubSpot writes in flight.
+    fence: SendFence
     # Called after a lead commits: wakes the in-process worker at once (no polling delay).
     wake_worker: Callable[[], None] = field(default=_no_wake)
 

@@ -189,8 +189,11 @@ def audit(
     `extra_properties`: the HUBSPOT_EXTRA_PROPERTIES the service ran with.
     """
     found: dict[str, list[str]] = {name: [] for name in CHECKS}
+    # A lead erased on request keeps no address: nothing of it must be at HubSpot, which
+    # the erasure's own checks prove (tests/e2e/test_privacy.py), not this audit.
+    leads = [lead for lead in leads if lead.email is not None]
     rejected = frozenset(email.lower() for email in rejected)
-    lead_emails = {lead.email.lower() for lead in leads}
+    lead_emails = {(lead.email or "").lower() for lead in leads}
     sent = lead_emails if emails is None else {email.lower() for email in emails}
     by_email: dict[str, list[Mapping[str, Any]]] = {}
     for contact in contacts:
@@ -234,7 +237,7 @@ def _check_lead(
     rejected: Collection[str],
     contact_ids: Mapping[str, list[str]],
 ) -> None:
-    email, status, error = lead.email.lower(), lead.hubspot_sync_status, lead.hubspot_error
+    email, status, error = (lead.email or "").lower(), lead.hubspot_sync_status, lead.hubspot_error
     if email not in sent:
         found["unknown_leads"].append(describe(lead))
     if leased(lead) or status == SyncStatus.IN_PROGRESS:
@@ -267,7 +270,7 @@ def _stale_contacts(
     email's leads (in lead-id order); checked where every lead of the email is SYNCED."""
     leads_of: dict[str, list[LeadDetail]] = {}
     for lead in sorted(leads, key=lambda lead: lead.id):
-        leads_of.setdefault(lead.email.lower(), []).append(lead)
+        leads_of.setdefault((lead.email or "").lower(), []).append(lead)
     stale: list[str] = []
     for email, group in leads_of.items():
         if email not in by_email or any(
