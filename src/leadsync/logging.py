@@ -9,7 +9,13 @@ from typing import Any
 
 import structlog
 
-from leadsync.redact import MIN_SECRET_LENGTH, REDACTED, scrub_forms, secret_forms
+from leadsync.redact import (
+    MIN_SECRET_LENGTH,
+    REDACTED,
+    mask_personal,
+    scrub_forms,
+    secret_forms,
+)
 
 __all__ = ["REDACTED", "SecretRedactor", "configure_logging", "get_logger"]
 
@@ -25,12 +31,13 @@ class SecretRedactor:
         self._forms: list[str] = []
 
     def scrub(self, text: str) -> str:
-        """Return text with every known secret and bearer credential replaced."""
+        """Return text with every known secret and bearer credential replaced, and email
+        addresses and phone numbers masked (docs/privacy.md)."""
         current = set(self._secrets())
         if not current <= self._known:
             self._known |= current
             self._forms = secret_forms(s for s in self._known if len(s) >= MIN_SECRET_LENGTH)
-        return scrub_forms(text, self._forms)
+        return mask_personal(scrub_forms(text, self._forms))
 
     def _clean(self, value: Any) -> Any:
         if isinstance(value, str):

@@ -79,12 +79,12 @@ DAILY_REMAINING = Gauge(
 )
 
 ERASURES = Counter(
-    "leadsync_erasures_total",
+    "leadsync_erasure_calls_total",
     "GDPR delete calls of erasure requests by outcome (docs/privacy.md).",
     ["outcome"],
 )
 ERASURES_BY_STATUS = Gauge(
-    "leadsync_erasures", "Erasure requests per status (sampled periodically).", ["status"]
+    "leadsync_erasure_requests", "Erasure requests per status (sampled periodically).", ["status"]
 )
 OLDEST_OPEN_ERASURE = Gauge(
     "leadsync_oldest_open_erasure_seconds",

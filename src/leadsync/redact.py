@@ -5,6 +5,10 @@ Two rules, applied in this order:
    replaced by [REDACTED] (longest first, so a secret containing another goes whole);
 2. whatever follows the word "Bearer" is a credential, whoever wrote it and whether or not we
    know it (an old, rotated token echoed back by a proxy is still a secret).
+
+Log lines also go through `mask_personal` (docs/privacy.md): an email address becomes
+[email] and an international phone number [phone], wherever they come from (HubSpot quotes
+the values it refuses in its error texts).
 """
 
 from __future__ import annotations
@@ -43,3 +47,21 @@ def scrub_forms(text: str, forms: Iterable[str]) -> str:
 def scrub(text: str, *, secrets: Iterable[str | None]) -> str:
     """Return text with every secret and every bearer credential replaced by [REDACTED]."""
     return scrub_forms(text, secret_forms(secrets))
+
+
+EMAIL_MASK = "[email]"
+PHONE_MASK = "[phone]"
+# Anything shaped like an address: a local part, @, a domain with a dot. Broader than the
+# intake's rule on purpose (a log must not leak an address the intake would refuse either).
+_EMAIL_RE = re.compile(r"[^\s@\"'<>(),;:\[\]{}]+@[^\s@\"'<>(),;:\[\]{}]+\.[^\s@\"'<>(),;:\[\]{}]+")
+# A number in international form: + then at least 7 digits, spaces or ( ) - . between them.
+_PHONE_RE = re.compile(r"\+\d(?:[\s().-]*\d){6,}")
+
+
+def mask_personal(text: str) -> str:
+    """Return text with email addresses and international phone numbers masked."""
+    if "@" in text:
+        text = _EMAIL_RE.sub(EMAIL_MASK, text)
+    if "+" in text:
+        text = _PHONE_RE.sub(PHONE_MASK, text)
+    return text
