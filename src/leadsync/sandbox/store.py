@@ -133,7 +133,8 @@ class ContactStore:
     ) -> tuple[Contact, bool]:
         """Update the contact with this email or create it; return it and whether it is new."""
         props = {**properties, "email": email}
-        existing = self._by_email.get(email.lower())
+        # Looked up as create() will store it, so " A@x.com" updates a@x.com instead of clashing.
+        existing = self._by_email.get(email.strip().lower())
         if existing is not None:
             return self.update(existing, props, now=now), False
         return self.create(props, now=now), True
