@@ -38,6 +38,31 @@ def gdpr_input(body: dict[str, Any]) -> tuple[str, str | None]:
     return object_id, id_property(body.get("idProperty"))
 
 
+def permanently_delete(
+    state: SandboxState, object_id: str, id_property: str | None
+) -> GdprDeletion | None:
+    """Apply one gdpr-delete to `state` and record it; None (nothing applied) for an unknown
+    id. By email, the contact with that email goes, if any, and the email is blocklisted."""
+    store = state.store
+    if id_property == "email":
+        email = object_id.strip().lower()
+        contact = store.get_by_email(email)
+    else:
+        contact = store.get(object_id)
+        if contact is None:
+            return None
+        email = contact.email
+    now = state.clock()
+    if contact is not None:
+        store.delete(contact)
+    if email:
+        state.blocklist.add(email, now=now)
+    deleted = None if contact is None else contact.id
+    deletion = GdprDeletion(now, object_id, id_property, deleted, bool(email))
+    state.gdpr_deletions.record(deletion)
+    return deletion
+
+
 def gdpr_router(*, state: SandboxState) -> APIRouter:
     """Build the gdpr-delete route over `state`."""
     router = APIRouter()
@@ -47,22 +72,8 @@ def gdpr_router(*, state: SandboxState) -> APIRouter:
         """Permanently delete a contact by id, or by email with idProperty=email."""
         body = await read_object(request)
         object_id, by = gdpr_input(body)
-        store = state.store
-        if by == "email":
-            email = object_id.strip().lower()
-            contact = store.get_by_email(email)
-        else:
-            contact = store.get(object_id)
-            if contact is None:
-                return not_found(object_id)
-            email = contact.email
-        now = state.clock()
-        if contact is not None:
-            store.delete(contact)
-        if email:
-            state.blocklist.add(email, now=now)
-        deleted = None if contact is None else contact.id
-        state.gdpr_deletions.record(GdprDeletion(now, object_id, by, deleted, bool(email)))
+        if permanently_delete(state, object_id, by) is None:
+            return not_found(object_id)
         return no_content()
 
     return router
