@@ -25,6 +25,7 @@ from leadsync.sandbox import RunningSandbox, SandboxConfig
 CONTACTS = "/crm/v3/objects/contacts"
 UPSERT = f"{CONTACTS}/batch/upsert"
 SEARCH = f"{CONTACTS}/search"
+GDPR_DELETE = f"{CONTACTS}/gdpr-delete"
 
 
 def error_body(message: str, category: str, **extra: Any) -> dict[str, Any]:
@@ -150,6 +151,21 @@ class SandboxHubSpot:
         """Return every contact with all its properties (`GET /_sandbox/contacts`)."""
         results: list[dict[str, Any]] = (await self.control("GET", "/contacts"))["results"]
         return results
+
+    async def gdpr_deletions(self) -> list[dict[str, Any]]:
+        """Return every gdpr-delete the sandbox applied, oldest first
+        (`GET /_sandbox/gdpr-deletions`): `at`, `object_id`, `id_property`,
+        `deleted_contact_id`, `blocklisted`."""
+        applied: list[dict[str, Any]] = (await self.control("GET", "/gdpr-deletions"))[
+            "gdpr_deletions"
+        ]
+        return applied
+
+    async def blocklist(self) -> list[dict[str, Any]]:
+        """Return the blocklisted emails in the order added (`GET /_sandbox/blocklist`):
+        `email`, `added_at`, `recreated_at`, `recreated_contact_id`."""
+        listed: list[dict[str, Any]] = (await self.control("GET", "/blocklist"))["blocklist"]
+        return listed
 
     async def control(
         self, method: str, path: str, body: dict[str, Any] | None = None
