@@ -26,11 +26,11 @@ class GdprDeletion:
     blocklisted: bool
 
     def as_json(self) -> dict[str, Any]:
-        """Render for the control API."""
+        """Render for the control API; the request's fields keep HubSpot's names."""
         return {
             "at": self.at,
-            "object_id": self.object_id,
-            "id_property": self.id_property,
+            "objectId": self.object_id,
+            "idProperty": self.id_property,
             "deleted_contact_id": self.deleted_contact_id,
             "blocklisted": self.blocklisted,
         }

@@ -51,23 +51,22 @@ def control_router(*, state: SandboxState) -> APIRouter:
 
     @router.get("/gdpr-deletions")
     async def gdpr_deletions() -> Response:
-        """Every gdpr-delete applied, oldest first.
+        """Every gdpr-delete applied, oldest first, as a JSON list.
 
-        Each: `{"at", "object_id", "id_property", "deleted_contact_id", "blocklisted"}`; `at`
-        is on the sandbox's clock, `id_property` is `"email"` or null (by id).
+        Each: `{"at", "objectId", "idProperty", "deleted_contact_id", "blocklisted"}`; `at`
+        is on the sandbox's clock, `objectId` as sent, `idProperty` `"email"` or null (by id).
         """
-        listed = state.gdpr_deletions.listed()
-        return json_response({"total": len(listed), "gdpr_deletions": listed})
+        return json_response(state.gdpr_deletions.listed())
 
     @router.get("/blocklist")
     async def blocklist() -> Response:
-        """Every blocklisted email in the order added, with the API write that re-created it.
+        """Every blocklisted email in the order added, with the API write that re-created it,
+        as a JSON list.
 
         Each: `{"email", "added_at", "recreated_at", "recreated_contact_id"}`; the last two are
         null until a create, upsert or update gives a contact that email again.
         """
-        listed = state.blocklist.listed()
-        return json_response({"total": len(listed), "blocklist": listed})
+        return json_response(state.blocklist.listed())
 
     @router.get("/config")
     async def get_config() -> Response:
