@@ -25,6 +25,7 @@ from leadsync.sandbox import RunningSandbox, SandboxConfig
 CONTACTS = "/crm/v3/objects/contacts"
 UPSERT = f"{CONTACTS}/batch/upsert"
 SEARCH = f"{CONTACTS}/search"
+GDPR_DELETE = f"{CONTACTS}/gdpr-delete"
 
 
 def error_body(message: str, category: str, **extra: Any) -> dict[str, Any]:
@@ -151,16 +152,34 @@ class SandboxHubSpot:
         results: list[dict[str, Any]] = (await self.control("GET", "/contacts"))["results"]
         return results
 
+    async def gdpr_deletions(self) -> list[dict[str, Any]]:
+        """Return every gdpr-delete the sandbox applied, oldest first
+        (`GET /_sandbox/gdpr-deletions`): `at`, `objectId`, `idProperty`,
+        `deleted_contact_id`, `blocklisted`."""
+        applied: list[dict[str, Any]] = await self._control_json("GET", "/gdpr-deletions")
+        return applied
+
+    async def blocklist(self) -> list[dict[str, Any]]:
+        """Return the blocklisted emails in the order added (`GET /_sandbox/blocklist`):
+        `email`, `added_at`, `recreated_at`, `recreated_contact_id`."""
+        listed: list[dict[str, Any]] = await self._control_json("GET", "/blocklist")
+        return listed
+
     async def control(
         self, method: str, path: str, body: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Call the control API and return its JSON answer; fail the test on an error."""
+        answer: dict[str, Any] = await self._control_json(method, path, body)
+        return answer
+
+    async def _control_json(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> Any:
         control = f"{self.url}/_sandbox"
         async with httpx.AsyncClient(base_url=control, timeout=10, verify=_tls()) as http:
             response = await http.request(method, path, json=body)
         assert response.is_success, f"{method} /_sandbox{path}: {response.text}"
-        answer: dict[str, Any] = response.json()
-        return answer
+        return response.json()
 
 
 @dataclass

@@ -207,6 +207,28 @@ class HubSpotClient:
             rate_limit=reply.rate_limit,
         )
 
+    async def gdpr_delete(self, *, email: str) -> RateLimitInfo:
+        """Permanently delete the contact with this email (HubSpot's GDPR delete).
+
+        HubSpot answers 204 whether or not a contact had the email, and blocklists the email
+        either way; the blocklist does not stop a later API write from re-creating the contact
+        (docs/hubspot.md, section 9). Repeating the call is harmless. Errors are classified as
+        for every call; the email is scrubbed from their texts, as it is the personal data
+        being erased, and only the operation name `gdpr_delete` reaches the observer.
+        """
+        key = email.strip().lower()
+        if not key:
+            raise ValueError("an email is required")
+        reply = await self._request(
+            operation="gdpr_delete",
+            method="POST",
+            path=f"{CONTACTS_PATH}/gdpr-delete",
+            body={"objectId": key, "idProperty": "email"},
+            redact=(key,),
+            no_content=True,
+        )
+        return reply.rate_limit
+
     async def probe(self) -> RateLimitInfo:
         """Make the cheapest authenticated call; raises AuthError while the token is bad."""
         params = {"limit": "1"}
@@ -256,8 +278,13 @@ class HubSpotClient:
         path: str,
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
+        redact: Sequence[str] = (),
+        no_content: bool = False,
     ) -> _Reply:
+        """Send one request; `redact` lists texts scrubbed from errors like secrets, and
+        `no_content` expects HubSpot's 204 (any other 2xx is an unreadable answer)."""
         token, secrets = self._credentials()
+        secrets = [*secrets, *redact]
         status: int | None = None
         failure: HubSpotError | None = None
         started = time.perf_counter()
@@ -288,6 +315,13 @@ class HubSpotClient:
                 headers=response.headers,
                 secrets=secrets,
             )
+        if no_content:
+            reply = _Reply(response.status_code, {}, rate_limit, secrets)
+            if response.status_code != 204:
+                # Not what HubSpot documents: maybe not HubSpot at all (a wrong base URL), so
+                # the call is not taken as done; retrying it is harmless.
+                raise reply.invalid("expected 204 No Content")
+            return reply
         try:
             parsed = response.json()
         except ValueError:

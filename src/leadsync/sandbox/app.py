@@ -13,6 +13,7 @@ from starlette.responses import Response
 from leadsync.sandbox.batch import batch_router
 from leadsync.sandbox.clock import Clock
 from leadsync.sandbox.control import control_router
+from leadsync.sandbox.gdpr import gdpr_router
 from leadsync.sandbox.middleware import SandboxGate
 from leadsync.sandbox.properties import BadInput
 from leadsync.sandbox.replies import bad_request, error_response
@@ -34,9 +35,11 @@ def create_sandbox_app(
         redoc_url=None,
     )
     app.state.sandbox = state
-    # Search and batch paths are registered before /{contact_id} so they are not read as ids.
+    # Search, batch and gdpr-delete paths are registered before /{contact_id} so they are not
+    # read as ids.
     app.include_router(search_router(state=state))
     app.include_router(batch_router(state=state))
+    app.include_router(gdpr_router(state=state))
     app.include_router(contacts_router(state=state))
     app.include_router(control_router(state=state))
     app.add_middleware(SandboxGate, state=state)

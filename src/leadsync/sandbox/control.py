@@ -1,5 +1,5 @@
-"""The control API under /_sandbox/: inspect contacts, stats and the request log, reset,
-reconfigure, inject answers, faults and per-input errors (no auth)."""
+"""The control API under /_sandbox/: inspect contacts, stats, the request log, GDPR deletes
+and the blocklist, reset, reconfigure, inject answers, faults and per-input errors (no auth)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ def control_router(*, state: SandboxState) -> APIRouter:
         """Return request counts by endpoint and status, 429s, faults and peak window use."""
         snapshot: dict[str, Any] = state.stats.snapshot()
         snapshot["contacts"] = len(state.store)
+        snapshot["gdpr_deletions"] = len(state.gdpr_deletions)
+        snapshot["blocklisted"] = len(state.blocklist)
         snapshot["hangs_active"] = state.hangs.active
         snapshot["injections_pending"] = len(state.injections)
         snapshot["input_errors_pending"] = len(state.input_errors)
@@ -42,10 +44,29 @@ def control_router(*, state: SandboxState) -> APIRouter:
 
     @router.post("/reset")
     async def reset() -> Response:
-        """Forget contacts, stats, the request log, rate-limit history and pending injections
-        and input errors; replay faults from the seed."""
+        """Forget contacts, GDPR deletes, the blocklist, stats, the request log, rate-limit
+        history and pending injections and input errors; replay faults from the seed."""
         state.reset()
         return json_response({"status": "reset"})
+
+    @router.get("/gdpr-deletions")
+    async def gdpr_deletions() -> Response:
+        """Every gdpr-delete applied, oldest first, as a JSON list.
+
+        Each: `{"at", "objectId", "idProperty", "deleted_contact_id", "blocklisted"}`; `at`
+        is on the sandbox's clock, `objectId` as sent, `idProperty` `"email"` or null (by id).
+        """
+        return json_response(state.gdpr_deletions.listed())
+
+    @router.get("/blocklist")
+    async def blocklist() -> Response:
+        """Every blocklisted email in the order added, with the API write that re-created it,
+        as a JSON list.
+
+        Each: `{"email", "added_at", "recreated_at", "recreated_contact_id"}`; the last two are
+        null until a create, upsert or update gives a contact that email again.
+        """
+        return json_response(state.blocklist.listed())
 
     @router.get("/config")
     async def get_config() -> Response:

@@ -36,7 +36,15 @@ MAX_HANG_SECONDS = 3_600.0
 
 Action = Literal["respond", "drop", "hang", "delay"]
 Endpoint = Literal[
-    "create", "update", "batch_upsert", "search", "list", "read", "batch_read", "other"
+    "create",
+    "update",
+    "batch_upsert",
+    "search",
+    "list",
+    "read",
+    "batch_read",
+    "gdpr_delete",
+    "other",
 ]
 
 

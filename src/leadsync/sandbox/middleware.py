@@ -35,8 +35,13 @@ _SUB_ENDPOINTS = {
     ("POST", "search"): "search",
     ("POST", "batch/upsert"): "batch_upsert",
     ("POST", "batch/read"): "batch_read",
+    ("POST", "gdpr-delete"): "gdpr_delete",
 }
-WRITE_ENDPOINTS = frozenset({"create", "update", "batch_upsert"})
+# The endpoints whose concurrent requests for one email are overlapping writes. A gdpr-delete
+# is one: racing a create or upsert of the same email, which lands last decides whether the
+# person stays erased (HubSpot's blocklist does not stop an API write), so a test must be
+# able to see the two in flight at once.
+WRITE_ENDPOINTS = frozenset({"create", "update", "batch_upsert", "gdpr_delete"})
 # How long a dropped request waits for uvicorn to notice the aborted connection.
 _DROP_SETTLE_SECONDS = 5.0
 

@@ -18,7 +18,7 @@ from leadsync.sandbox.store import ContactStore
 # Where the gate leaves the parsed JSON object body for `inputs.read_object`.
 PARSED_BODY = "leadsync.sandbox.body"
 # The endpoints whose body names emails: the rest are not parsed at the gate.
-_PARSED = frozenset({"create", "batch_upsert", "search"})
+_PARSED = frozenset({"create", "batch_upsert", "search", "gdpr_delete"})
 
 
 async def read_body(receive: Receive) -> bytes | None:
@@ -92,6 +92,8 @@ def request_emails(
                 found = [_email(props.get("email"))]
         elif endpoint == "search":
             found = _searched_emails(body)
+        elif endpoint == "gdpr_delete":
+            found = [_deleted_email(body, store)]
     elif endpoint == "update":
         key = scope["path"][len(CONTACTS_PATH) + 1 :]
         if _by_email(scope):
@@ -101,6 +103,19 @@ def request_emails(
     unique = dict.fromkeys(found)
     unique.pop("", None)
     return tuple(unique)
+
+
+def _deleted_email(body: dict[str, Any], store: ContactStore) -> str:
+    # By email: the email named; by id: the stored contact's email when the request arrived.
+    key = body.get("objectId")
+    if isinstance(key, int) and not isinstance(key, bool):
+        key = str(key)  # the route reads a numeric id as its text
+    if not isinstance(key, str):
+        return ""
+    if body.get("idProperty") == "email":
+        return _email(key)
+    contact = store.get(key) if body.get("idProperty") in (None, "", "hs_object_id") else None
+    return "" if contact is None else contact.email
 
 
 def _by_email(scope: Scope) -> bool:

@@ -49,6 +49,11 @@ def conflict(existing_id: str) -> Response:
     return error_response(409, "CONFLICT", f"Contact already exists. Existing ID: {existing_id}")
 
 
+def no_content() -> Response:
+    """The 204 without a body HubSpot answers an applied gdpr-delete with."""
+    return Response(status_code=204)
+
+
 def not_found(object_id: str) -> Response:
     """The 404 for an unknown contact id or email."""
     return error_response(

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from leadsync.sandbox.blocklist import Blocklist, GdprDeletions
 from leadsync.sandbox.clock import Clock
 from leadsync.sandbox.faults import FaultInjector, HangRegistry
 from leadsync.sandbox.inject import InjectionQueue
@@ -19,12 +20,15 @@ from leadsync.sandbox.store import ContactStore
 
 
 class SandboxState:
-    """Config, contacts, limiters, faults, injections, request log and stats of one sandbox."""
+    """Config, contacts, GDPR deletes and blocklist, limiters, faults, injections, request
+    log and stats of one sandbox."""
 
     def __init__(self, *, config: SandboxConfig, clock: Clock = time.time) -> None:
         self.config = config
         self.clock = clock
-        self.store = ContactStore()
+        self.blocklist = Blocklist()
+        self.gdpr_deletions = GdprDeletions()
+        self.store = ContactStore(blocklist=self.blocklist)
         self.limiter = RateLimiter()
         # HubSpot limits search per account, so the sandbox uses one shared key for it.
         self.search_limiter = RateLimiter(policy=SECONDLY)
@@ -36,9 +40,11 @@ class SandboxState:
         self.stats = Stats()
 
     def reset(self) -> None:
-        """Forget contacts, stats, the request log, limiter history and injections; replay
-        the faults."""
+        """Forget contacts, GDPR deletes, the blocklist, stats, the request log, limiter
+        history and injections; replay the faults."""
         self.store.clear()
+        self.blocklist.clear()
+        self.gdpr_deletions.clear()
         self.injections.clear()
         self.input_errors.clear()
         self.requests.clear()

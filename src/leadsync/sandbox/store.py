@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from leadsync.sandbox.blocklist import Blocklist
 from leadsync.sandbox.clock import iso
 
 # Real portals hand out 11-12 digit ids; long ids catch clients that assume small ones.
@@ -57,13 +58,18 @@ class Contact:
 
 
 class ContactStore:
-    """Contacts by id and by lowercased email; ids are numeric strings in creation order."""
+    """Contacts by id and by lowercased email; ids are numeric strings in creation order.
 
-    def __init__(self) -> None:
+    Every write that gives a contact an email tells `blocklist`, which notes a blocklisted
+    email re-created (it does not refuse the write: HubSpot's API does not either).
+    """
+
+    def __init__(self, *, blocklist: Blocklist | None = None) -> None:
         self._by_id: dict[str, Contact] = {}
         self._by_email: dict[str, Contact] = {}
         self._order: list[int] = []
         self._next_id = FIRST_ID
+        self.blocklist = Blocklist() if blocklist is None else blocklist
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -100,6 +106,8 @@ class ContactStore:
         self._order.append(number)
         if email:
             self._by_email[email] = contact
+            if self.blocklist:
+                self.blocklist.note_contact(email, contact.id, now=now)
         return contact
 
     def update(self, contact: Contact, properties: dict[str, str], *, now: float) -> Contact:
@@ -114,6 +122,8 @@ class ContactStore:
             self._by_email.pop(old_email, None)
             if new_email:
                 self._by_email[new_email] = contact
+                if self.blocklist:
+                    self.blocklist.note_contact(new_email, contact.id, now=now)
         contact.properties.update(props)
         contact.updated_iso = iso(now)
         return contact
@@ -123,10 +133,22 @@ class ContactStore:
     ) -> tuple[Contact, bool]:
         """Update the contact with this email or create it; return it and whether it is new."""
         props = {**properties, "email": email}
-        existing = self._by_email.get(email.lower())
+        # Looked up as create() will store it, so " A@x.com" updates a@x.com instead of clashing.
+        existing = self._by_email.get(email.strip().lower())
         if existing is not None:
             return self.update(existing, props, now=now), False
         return self.create(props, now=now), True
+
+    def delete(self, contact: Contact) -> None:
+        """Remove `contact` for good; its id is never handed out again."""
+        if self._by_id.pop(contact.id, None) is None:
+            return
+        if contact.email and self._by_email.get(contact.email) is contact:
+            del self._by_email[contact.email]
+        number = int(contact.id)
+        index = bisect_left(self._order, number)
+        if index < len(self._order) and self._order[index] == number:
+            del self._order[index]
 
     def page(self, *, after: str | None, limit: int) -> tuple[list[Contact], str | None]:
         """Return up to `limit` contacts after the cursor, and the next cursor or None."""

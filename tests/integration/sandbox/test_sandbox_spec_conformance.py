@@ -17,6 +17,7 @@ from leadsync.sandbox import SandboxConfig
 C = "/crm/v3/objects/contacts"
 ITEM = {"id": "a@x.com", "idProperty": "email", "properties": {"firstname": "A"}}
 BAD = {"id": "bad", "idProperty": "email", "properties": {}, "objectWriteTraceId": "t"}
+GDPR = C + "/gdpr-delete"
 SEARCH = {
     "filterGroups": [{"filters": [{"propertyName": "email", "operator": "EQ", "value": "a@x.com"}]}]
 }
@@ -29,12 +30,13 @@ EXPECTED = {
     ("POST", C + "/search"): {200, 400, 429},
     ("POST", C + "/batch/upsert"): {200, 207, 400},
     ("POST", C + "/batch/read"): {200, 207, 400},
+    ("POST", GDPR): {204, 400, 401, 404, 429},
 }
 
 
 def _endpoint(method: str, path: str) -> tuple[str, str]:
     tail = path.removeprefix(C)
-    if tail.strip("/") and tail not in ("/search", "/batch/upsert", "/batch/read"):
+    if tail.strip("/") and tail not in ("/search", "/batch/upsert", "/batch/read", "/gdpr-delete"):
         return method, C + "/{id}"
     return method, path
 
@@ -70,6 +72,14 @@ def exercise(
     client.post(C + "/batch/read", json={"idProperty": "email", "inputs": [{"id": "a@x.com"}]})
     client.post(C + "/batch/read", json={"inputs": [{"id": created["id"]}, {"id": "1"}]})  # 207
     client.post(C + "/batch/read", json={"inputs": "nope"})  # 400
+    gone = client.post(C, json={"properties": {"email": "gone@x.com"}}).json()
+    client.post(GDPR, json={"objectId": "GONE@x.com", "idProperty": "email"})  # 204
+    client.post(GDPR, json={"objectId": "never@x.com", "idProperty": "email"})  # 204, blocklisted
+    client.post(GDPR, json={"objectId": gone["id"]})  # 404: deleted above
+    client.post(GDPR, json={"objectId": created["id"]})  # 204 by id
+    client.post(GDPR, json={"objectId": " "})  # 400
+    client.post(GDPR, json={"objectId": "a@x.com", "idProperty": "phone"})  # 400
+    client_for("wrong").post(GDPR, json={"objectId": "a@x.com", "idProperty": "email"})  # 401
     configure(invalid_batch="per-input")
     client.post(C + "/batch/upsert", json={"inputs": [ITEM, BAD]})  # 207
     for _ in range(6):
@@ -81,6 +91,7 @@ def exercise(
     client.get(C)
     client.get(C)  # 429 TEN_SECONDLY_ROLLING
     client.post(C, json={"properties": {"email": "y@x.com"}})  # 429
+    client.post(GDPR, json={"objectId": "y@x.com", "idProperty": "email"})  # 429
 
 
 def test_every_endpoint_and_status_matches_the_spec(
@@ -105,3 +116,13 @@ def test_the_checker_rejects_a_body_the_spec_forbids(spec_checker: SpecChecker) 
     body = {"id": "1", "properties": {}, "createdAt": "now", "updatedAt": "now", "archived": False}
     with pytest.raises(AssertionError, match="date-time"):
         validate("POST", C, 201, body)
+
+
+def test_the_checker_rejects_a_body_on_an_answer_the_spec_gives_none(
+    spec_checker: SpecChecker,
+) -> None:
+    request = httpx.Request("POST", "http://sandbox" + GDPR)
+    spec_checker.hook(httpx.Response(204, request=request))
+    assert spec_checker.checked[-1] == ("POST", GDPR, 204)
+    with pytest.raises(AssertionError, match="has a body"):
+        spec_checker.hook(httpx.Response(204, content=b"{}", request=request))

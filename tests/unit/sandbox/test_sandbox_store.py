@@ -58,6 +58,15 @@ def test_upsert_by_email_reports_whether_the_contact_is_new() -> None:
     assert len(store) == 1
 
 
+def test_upsert_by_email_finds_the_contact_of_a_padded_email() -> None:
+    # create() strips the email it stores, so the lookup must too (found by Hypothesis).
+    store = ContactStore()
+    created, _ = store.upsert_by_email("a@x.com", {}, now=0)
+    updated, new = store.upsert_by_email(" A@x.com ", {"firstname": "A"}, now=1)
+    assert (updated, new) == (created, False)
+    assert len(store) == 1
+
+
 def test_create_copies_the_callers_properties() -> None:
     store = ContactStore()
     props = {"firstname": "A"}
