@@ -73,6 +73,7 @@ def test_demo_syncs_every_lead_to_exactly_one_contact(monkeypatch: pytest.Monkey
         "RETRYING": 0,
         "SYNCED": LEADS,
         "FAILED": 0,
+        "ERASED": 0,
     }
     assert final.contacts == final.distinct_emails == len(leads.distinct_emails)
     assert final.duplicates == final.missing_contacts == final.stray_contacts == 0

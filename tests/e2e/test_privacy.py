@@ -154,7 +154,10 @@ async def test_erasure_of_synced_retrying_and_in_flight_leads_leaves_nothing_beh
             assert done.leads_scrubbed == 1, email
 
     # Nothing of the three is left at HubSpot, and every one went through a GDPR delete.
-    left = {c["properties"].get("email") for c in (await _control(sandbox, "GET", "/contacts"))["results"]}
+    left = {
+        c["properties"].get("email")
+        for c in (await _control(sandbox, "GET", "/contacts"))["results"]
+    }
     assert left.isdisjoint(erasures), left
     deleted = {d["objectId"] for d in await _control(sandbox, "GET", "/gdpr-deletions")}
     assert deleted >= set(erasures)
@@ -164,7 +167,9 @@ async def test_erasure_of_synced_retrying_and_in_flight_leads_leaves_nothing_beh
         assert not late, f"{email}: a write landed after the erasure request"
         log = (await _control(sandbox, "GET", "/requests"))["requests"]
         started = [
-            e for e in log if email in e["emails"] and e["endpoint"] != "gdpr_delete" and e["at"] > wall
+            e
+            for e in log
+            if email in e["emails"] and e["endpoint"] != "gdpr_delete" and e["at"] > wall
         ]
         assert not started, f"{email}: {started}"
     # The rows keep no personal data, only the audit columns and the keyed hash.
@@ -205,9 +210,7 @@ async def test_a_worker_killed_in_the_middle_of_an_erasure_leaves_it_to_another(
         await _started(victim)
         lead_id = await _post(client, email)
         await wait_for(_in_state(sessions, lead_id, "SYNCED"), timeout=30)
-        await _control(
-            sandbox, "POST", "/inject", {"action": "hang", "endpoints": ["gdpr_delete"]}
-        )
+        await _control(sandbox, "POST", "/inject", {"action": "hang", "endpoints": ["gdpr_delete"]})
         accepted = await privacy.request_erasure(
             sessions,
             fence=open_fence(engine, sessions),

@@ -43,8 +43,8 @@ def require_postgres() -> str:
 
 
 async def reset_postgres(engine: AsyncEngine, url: str) -> None:
-    """Bring the test database to head (migrated once per session) with no leads and a
-    fresh gate row."""
+    """Bring the test database to head (migrated once per session) with no leads, no
+    erasures and a fresh gate row."""
     head = migrations.head_revision()
     if url not in _MIGRATED:
         try:
@@ -61,6 +61,6 @@ async def reset_postgres(engine: AsyncEngine, url: str) -> None:
         # A connection some earlier test leaked inside a transaction would make TRUNCATE wait
         # forever; fail clearly instead.
         await conn.execute(text("SET LOCAL lock_timeout = '20s'"))
-        await conn.execute(text("TRUNCATE leads RESTART IDENTITY CASCADE"))
+        await conn.execute(text("TRUNCATE leads, erasures RESTART IDENTITY CASCADE"))
         await conn.execute(text("DELETE FROM hubspot_gate"))
         await conn.execute(text("INSERT INTO hubspot_gate (name) VALUES ('hubspot')"))

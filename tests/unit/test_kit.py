@@ -93,6 +93,7 @@ def test_a_clean_end_state_passes_every_check() -> None:
         "RETRYING": 0,
         "SYNCED": 2,
         "FAILED": 1,
+        "ERASED": 0,
     }
     assert (found.stored, found.distinct_emails, found.contacts) == (3, 2, 1)
     assert found.median_latency == 1.5

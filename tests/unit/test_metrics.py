@@ -17,19 +17,20 @@ from leadsync.engine.gate import Gate, PauseReason
 from leadsync.engine.writer import LeadResult, ResultKind
 from leadsync.hubspot.models import RateLimitInfo
 from leadsync.metrics import HUBSPOT_OPERATIONS, STATUS_CLASSES, SYNC_OUTCOMES, status_class
+from leadsync.engine.eraser import ErasureOutcome
 from leadsync.runtime import observe_hubspot_request, observe_sync_results, sample_gauges
 from leadsync.store.db import transaction, utcnow
 from leadsync.store.leads import insert_lead
 from leadsync.store.queue import LeadSnapshot
-from leadsync.store.tables import Lead, SyncStatus
+from leadsync.store.tables import ErasureStatus, Lead, SyncStatus
 
 # The label values each labelled metric may carry; anything else is an unbounded label.
 # "other" is where observe_hubspot_request puts an operation it does not know.
 DECLARED = {
-    "outcome": set(SYNC_OUTCOMES),
+    "outcome": set(SYNC_OUTCOMES) | {o.value for o in ErasureOutcome},
     "operation": {*HUBSPOT_OPERATIONS, "other"},
     "status_class": set(STATUS_CLASSES),
-    "status": {s.value for s in SyncStatus},
+    "status": {s.value for s in SyncStatus} | {s.value for s in ErasureStatus},
     "reason": {r.value for r in PauseReason},
     "le": None,  # histogram buckets: fixed by the declaration
 }

@@ -258,10 +258,12 @@ async def complete_erasure(
         update(Lead)
         .where(Lead.email == email, Lead.hubspot_sync_status == SyncStatus.ERASED.value)
         .values(
-            _scrubbed_values(now),
-            email_hash=hashed,
-            hubspot_error=None,
-            hubspot_next_attempt_at=None,
+            {
+                **_scrubbed_values(now),
+                "email_hash": hashed,
+                "hubspot_error": None,
+                "hubspot_next_attempt_at": None,
+            }
         )
         .execution_options(synchronize_session=False)
     )
@@ -396,8 +398,10 @@ async def scrub_expired(
         update(Lead)
         .where(Lead.id.in_(ids), _RETAINED)
         .values(
-            _scrubbed_values(now),
-            hubspot_error=func.replace(Lead.hubspot_error, Lead.email, REMOVED),
+            {
+                **_scrubbed_values(now),
+                "hubspot_error": func.replace(Lead.hubspot_error, Lead.email, REMOVED),
+            }
         )
         .execution_options(synchronize_session=False)
     )

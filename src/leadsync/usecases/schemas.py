@@ -197,7 +197,8 @@ class LeadDetail(LeadOut):
     hubspot_lease_expires_at: dt.datetime | None
     hubspot_last_http_status: int | None
     scrubbed_at: dt.datetime | None = Field(
-        description="When the personal fields were removed (erasure or retention), if ever."
+        default=None,
+        description="When the personal fields were removed (erasure or retention), if ever.",
     )
 
 

@@ -65,9 +65,7 @@ async def _erasure(sessions: Sessions, erasure_id: int) -> Erasure:
 async def _history_rows(sessions: Sessions, lead_id: int) -> int:
     async with sessions() as session:
         return int(
-            await session.scalar(
-                select(func.count()).where(LeadSyncAttempt.lead_id == lead_id)
-            )
+            await session.scalar(select(func.count()).where(LeadSyncAttempt.lead_id == lead_id))
             or 0
         )
 
@@ -75,7 +73,6 @@ async def _history_rows(sessions: Sessions, lead_id: int) -> int:
 async def test_a_request_cancels_every_lead_of_the_email_and_no_other(
     sessions: Sessions, fence: SendFence, settings_factory: Callable[..., Settings]
 ) -> None:
-    now = utcnow()
     ids = await insert_leads(
         sessions,
         [
@@ -86,6 +83,7 @@ async def test_a_request_cancels_every_lead_of_the_email_and_no_other(
             lead_row(5, email=BEA),
         ],
     )
+    now = utcnow()
     async with transaction(sessions) as session:
         claim = await queue.claim(session, limit=10, lease_seconds=60, now=now)
     assert {lead.id for lead in claim.leads} == {ids[0], ids[1], ids[4]}

@@ -563,5 +563,6 @@ async def test_stats_counts_and_oldest_due(sessions, clock: FakeClock) -> None:
         "RETRYING": 1,
         "SYNCED": 1,
         "FAILED": 2,
+        "ERASED": 0,
     }
     assert stats.oldest_due_seconds == pytest.approx(90)

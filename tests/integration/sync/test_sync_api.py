@@ -202,6 +202,7 @@ async def test_sync_status_route(app_client, sessions, settings_factory) -> None
         "RETRYING": 1,
         "SYNCED": 1,
         "FAILED": 1,
+        "ERASED": 0,
     }
     assert 120 <= body["oldest_due_seconds"] < 180
     assert body["gate"] == {

@@ -32,6 +32,7 @@ async def test_cli_resync_failed_one_lead_then_status(db_url: str, sessions) -> 
         "RETRYING": 0,
         "SYNCED": 0,
         "FAILED": 1,
+        "ERASED": 0,
     }
     assert report["oldest_due_seconds"] >= 0
     assert report["gate"]["paused"] is False

@@ -6,6 +6,8 @@ The sandbox answers as HubSpot does, or as it is told to (`hubspot.inject`,
 
 from __future__ import annotations
 
+import contextlib
+
 import datetime as dt
 import json
 import math
@@ -349,6 +351,10 @@ class LosingLease:
     async def cover(self, lead_ids: Any) -> set[int]:
         self.asked.append(list(lead_ids))
         return {i for i in lead_ids if i not in self.lost}
+
+    @contextlib.asynccontextmanager
+    async def fence(self, lead_ids: Any) -> AsyncIterator[set[int]]:
+        yield set(lead_ids)
 
 
 @pytest.mark.parametrize("mode", ["batch", "single"])
