@@ -13,11 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from leadsync import runtime
 from leadsync.config import Settings
+from leadsync.engine.eraser import ErasureOutcome
 from leadsync.engine.gate import Gate, PauseReason
 from leadsync.engine.writer import LeadResult, ResultKind
 from leadsync.hubspot.models import RateLimitInfo
 from leadsync.metrics import HUBSPOT_OPERATIONS, STATUS_CLASSES, SYNC_OUTCOMES, status_class
-from leadsync.engine.eraser import ErasureOutcome
 from leadsync.runtime import observe_hubspot_request, observe_sync_results, sample_gauges
 from leadsync.store.db import transaction, utcnow
 from leadsync.store.leads import insert_lead

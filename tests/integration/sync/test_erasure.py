@@ -90,12 +90,14 @@ async def test_a_request_cancels_every_lead_of_the_email_and_no_other(
 
     accepted = await _erase(sessions, fence, _keyed(settings_factory))
 
-    assert accepted.created and accepted.leads_cancelled == 4
+    assert accepted.created
+    assert accepted.leads_cancelled == 4
     assert accepted.status is ErasureStatus.REQUESTED
     for lead_id in ids[:4]:
         lead = await fetch(sessions, lead_id)
         assert lead.hubspot_sync_status == SyncStatus.ERASED
-        assert lead.hubspot_lease_token is None and lead.hubspot_next_attempt_at is None
+        assert lead.hubspot_lease_token is None
+        assert lead.hubspot_next_attempt_at is None
     bea = await fetch(sessions, ids[4])
     assert bea.hubspot_sync_status == SyncStatus.IN_PROGRESS
     # The batch's outcome for Ana's leads comes too late: fenced, not written.
@@ -109,7 +111,9 @@ async def test_a_request_cancels_every_lead_of_the_email_and_no_other(
     assert (await fetch(sessions, ids[0])).hubspot_sync_status == SyncStatus.ERASED
     # A second request reuses the open erasure.
     again = await _erase(sessions, fence, _keyed(settings_factory), email=ANA)
-    assert not again.created and again.id == accepted.id and again.leads_cancelled == 4
+    assert not again.created
+    assert again.id == accepted.id
+    assert again.leads_cancelled == 4
 
 
 async def test_an_erasure_waits_for_the_write_in_flight_and_later_writes_drop_its_leads(
@@ -144,12 +148,14 @@ async def test_a_lead_of_an_email_being_erased_is_held_until_the_erasure_complet
     stored = await submit_lead(intake, data=LeadIn(email="ANA@example.com"), idempotency_key=None)
 
     erasure = await _erasure(sessions, accepted.id)
-    assert erasure.returned_lead_id == stored.id and erasure.returned_at is not None
+    assert erasure.returned_lead_id == stored.id
+    assert erasure.returned_at is not None
     async with transaction(sessions) as session:
         claim = await queue.claim(session, limit=10, lease_seconds=60, now=utcnow())
     assert not claim
     lead = await fetch(sessions, stored.id)
-    assert lead.hubspot_sync_status == SyncStatus.PENDING and lead.hubspot_next_attempt_at is None
+    assert lead.hubspot_sync_status == SyncStatus.PENDING
+    assert lead.hubspot_next_attempt_at is None
 
     async with transaction(sessions) as session:
         (taken,) = await privacy.claim_erasures(session, limit=5, lease_seconds=60, now=utcnow())
@@ -203,7 +209,9 @@ async def test_the_worker_deletes_the_contact_and_scrubs_every_row(
         accepted = await _erase(sessions, fence, settings)
         erasure = await wait_for(_completed(sessions, accepted.id))
 
-    assert erasure.email is None and erasure.leads_scrubbed == 2 and erasure.attempts == 1
+    assert erasure.email is None
+    assert erasure.leads_scrubbed == 2
+    assert erasure.attempts == 1
     assert outcomes == [ErasureOutcome.COMPLETED]
     emails = {contact["properties"].get("email") for contact in await hubspot.contacts()}
     assert emails == {BEA}
@@ -217,7 +225,8 @@ async def test_the_worker_deletes_the_contact_and_scrubs_every_row(
             None,
             None,
         )
-        assert lead.scrubbed_at is not None and lead.email_hash == erasure.email_hash
+        assert lead.scrubbed_at is not None
+        assert lead.email_hash == erasure.email_hash
         assert lead.hubspot_id == synced.hubspot_id  # the audit trail stays
         assert await _history_rows(sessions, lead_id) == 0
     assert (await fetch(sessions, other)).email == BEA
@@ -260,10 +269,13 @@ async def test_transient_failures_retry_and_a_refusal_fails_until_an_operator_re
             return erasure if erasure.status == ErasureStatus.FAILED else None
 
         erasure = await wait_for(failed)
-        assert erasure.http_status == 400 and erasure.error is not None
-        assert BEA not in erasure.error and "read-only" in erasure.error
+        assert erasure.http_status == 400
+        assert erasure.error is not None
+        assert BEA not in erasure.error
+        assert "read-only" in erasure.error
         retried = await privacy_usecases.retry_erasure(sessions, erasure_id=refused.id)
-        assert retried is not None and retried.status is ErasureStatus.REQUESTED
+        assert retried is not None
+        assert retried.status is ErasureStatus.REQUESTED
         await wait_for(_completed(sessions, refused.id))
 
 
@@ -314,10 +326,14 @@ async def test_retention_scrubs_old_finished_leads_in_bounded_batches(
         assert await worker.apply_retention(now=now) == 0
 
     synced, failed, pending, recent = [await fetch(sessions, i) for i in ids]
-    assert synced.email is None and synced.firstname is None and synced.scrubbed_at is not None
+    assert synced.email is None
+    assert synced.firstname is None
+    assert synced.scrubbed_at is not None
     assert synced.hubspot_sync_status == SyncStatus.SYNCED  # the sync columns stay
-    assert failed.email is None and failed.hubspot_error == "INVALID_EMAIL: [removed]"
-    assert pending.email == "lead3@example.com" and recent.email == "lead4@example.com"
+    assert failed.email is None
+    assert failed.hubspot_error == "INVALID_EMAIL: [removed]"
+    assert pending.email == "lead3@example.com"
+    assert recent.email == "lead4@example.com"
 
 
 async def test_retention_batches_are_bounded(

@@ -7,7 +7,6 @@ The sandbox answers as HubSpot does, or as it is told to (`hubspot.inject`,
 from __future__ import annotations
 
 import contextlib
-
 import datetime as dt
 import json
 import math
