@@ -65,3 +65,18 @@ def mask_personal(text: str) -> str:
     if "+" in text:
         text = _PHONE_RE.sub(PHONE_MASK, text)
     return text
+
+
+# Shorter values (a two-letter name) would shred ordinary words of an error text.
+MIN_MASKED_VALUE = 3
+VALUE_MASK = "[personal data]"
+
+
+def mask_values(text: str, values: Iterable[str | None]) -> str:
+    """Return text with each of these values (a lead's own fields) masked, longest first."""
+    for value in sorted(
+        {v for v in values if v and len(v) >= MIN_MASKED_VALUE}, key=len, reverse=True
+    ):
+        if value in text:
+            text = text.replace(value, VALUE_MASK)
+    return text

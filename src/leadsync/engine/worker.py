@@ -27,6 +27,7 @@ from leadsync.engine.writer import ContactWriter, LeadResult, ResultKind
 from leadsync.hubspot.client import HubSpotClient
 from leadsync.hubspot.errors import TRANSIENT_4XX_STATUSES, AuthError, HubSpotError
 from leadsync.logging import get_logger
+from leadsync.redact import mask_values
 from leadsync.store import history, privacy, queue, workers
 from leadsync.store.db import transaction, utcnow
 from leadsync.store.fence import SendFence, open_fence
@@ -434,7 +435,7 @@ class Worker:
             else result
             for result, completion in zip(results, completions, strict=True)
         ]
-        self._log_outcomes(results, completions, seconds)
+        self._log_outcomes(results, completions, seconds, by_id)
         if self._on_results is not None:
             self._on_results(results, leads, seconds)
 
@@ -455,7 +456,11 @@ class Worker:
             self._on_results(results, batch.exhausted, 0.0)
 
     def _log_outcomes(
-        self, results: list[LeadResult], completions: list[Completion], seconds: float
+        self,
+        results: list[LeadResult],
+        completions: list[Completion],
+        seconds: float,
+        leads: dict[int, LeadSnapshot],
     ) -> None:
         # One line per lead; skipped wholesale when INFO is off (100 dropped calls a batch).
         if not _STDLIB_LOG.isEnabledFor(logging.INFO) and all(
@@ -475,7 +480,8 @@ class Worker:
                 attempt=completion.attempts,
                 status=completion.status.value,
                 duration_ms=duration_ms,
-                error=result.error,
+                # HubSpot quotes the values it refuses: the lead's own fields never reach a log.
+                error=_masked(result.error, leads.get(result.lead_id)),
             )
 
     async def _release(self, leads: list[LeadSnapshot], lease: BatchLease) -> None:
@@ -533,6 +539,12 @@ class Worker:
             if deleted < PRUNE_BATCH_ROWS:
                 break
         return pruned
+
+
+def _masked(error: str | None, lead: LeadSnapshot | None) -> str | None:
+    if error is None or lead is None:
+        return error
+    return mask_values(error, lead.values.values())
 
 
 async def _first_of(event_wait: Coroutine[Any, Any, object], task: asyncio.Task[None]) -> None:

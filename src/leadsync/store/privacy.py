@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Table, delete, func, or_, select, text, update
+from sqlalchemy import ColumnElement, Table, case, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadsync.store.queue import announce_new_leads
@@ -39,13 +39,26 @@ from leadsync.store.tables import (
 
 _leads: Table = Lead.__table__  # type: ignore[assignment]
 _erasures: Table = Erasure.__table__  # type: ignore[assignment]
+_history: Table = LeadSyncAttempt.__table__  # type: ignore[assignment]
 _OPEN = text(f"erasures.{OPEN_ERASURE_SQL}")
 _DUE = text(f"erasures.{DUE_ERASURE_SQL}")
 _UNFINISHED = text(f"leads.{UNFINISHED_SQL}")
 _RETAINED = text(RETAINED_SQL)
 
-# What replaces the email inside error texts that are kept (retention keeps the sync columns).
+# What replaces the lead's own values inside error texts that are kept (retention keeps the
+# sync columns); values shorter than MIN_MASKED_VALUE would shred ordinary words.
 REMOVED: Final = "[removed]"
+MIN_MASKED_VALUE: Final = 3
+
+
+def _without_personal_data(text_: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The SQL of `text_` with every personal field of its lead (`leads`) cut out."""
+    for name in sorted(LEAD_FIELDS, key=lambda n: n != "message"):  # the longest first
+        value = _leads.c[name]
+        text_ = func.replace(
+            text_, case((func.length(value) >= MIN_MASKED_VALUE, value), else_=""), REMOVED
+        )
+    return text_
 
 
 def email_hash(key: bytes, email: str) -> str:
@@ -374,7 +387,7 @@ async def scrub_expired(
     """Remove the personal fields of up to `limit` finished leads created before the cutoff.
 
     SYNCED and FAILED leads only, the oldest first, on the retention index; their sync columns
-    stay, with the address cut out of the error texts (the lead's and its history's).
+    stay, with the lead's own values cut out of the error texts (the lead's and its history's).
     """
     picked = (
         select(Lead.id)
@@ -387,11 +400,14 @@ async def scrub_expired(
     ids = [int(row[0]) for row in (await session.execute(picked)).all()]
     if not ids:
         return 0
-    lead_email = select(Lead.email).where(Lead.id == LeadSyncAttempt.lead_id).scalar_subquery()
     await session.execute(
         update(LeadSyncAttempt)
-        .where(LeadSyncAttempt.lead_id.in_(ids), LeadSyncAttempt.error.is_not(None))
-        .values(error=func.replace(LeadSyncAttempt.error, lead_email, REMOVED))
+        .where(
+            LeadSyncAttempt.lead_id == Lead.id,
+            Lead.id.in_(ids),
+            LeadSyncAttempt.error.is_not(None),
+        )
+        .values(error=_without_personal_data(_history.c.error))
         .execution_options(synchronize_session=False)
     )
     await session.execute(
@@ -400,7 +416,7 @@ async def scrub_expired(
         .values(
             {
                 **_scrubbed_values(now),
-                "hubspot_error": func.replace(Lead.hubspot_error, Lead.email, REMOVED),
+                "hubspot_error": _without_personal_data(_leads.c.hubspot_error),
             }
         )
         .execution_options(synchronize_session=False)

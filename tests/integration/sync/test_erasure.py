@@ -19,12 +19,21 @@ from leadsync.config import Settings
 from leadsync.engine.eraser import ErasureOutcome
 from leadsync.engine.worker import Worker
 from leadsync.hubspot.client import HubSpotClient
+from leadsync.store import history as lead_history
 from leadsync.store import privacy, queue
+from leadsync.store.history import Attempt
 from leadsync.store.db import transaction, utcnow
 from leadsync.store.fence import SendFence, open_fence
 from leadsync.store.leads import SessionIntake
 from leadsync.store.queue import Completion
-from leadsync.store.tables import Erasure, ErasureStatus, Lead, LeadSyncAttempt, SyncStatus
+from leadsync.store.tables import (
+    Erasure,
+    ErasureStatus,
+    Lead,
+    LeadSyncAttempt,
+    SyncOutcome,
+    SyncStatus,
+)
 from leadsync.usecases import privacy as privacy_usecases
 from leadsync.usecases.leads import submit_lead
 from leadsync.usecases.schemas import LeadIn
@@ -68,6 +77,11 @@ async def _history_rows(sessions: Sessions, lead_id: int) -> int:
             await session.scalar(select(func.count()).where(LeadSyncAttempt.lead_id == lead_id))
             or 0
         )
+
+
+async def _history_of(sessions: Sessions, lead_id: int) -> list[lead_history.HistoryRow]:
+    async with sessions() as session:
+        return await lead_history.for_lead(session, lead_id=lead_id, limit=10)
 
 
 async def test_a_request_cancels_every_lead_of_the_email_and_no_other(
@@ -319,6 +333,19 @@ async def test_retention_scrubs_old_finished_leads_in_bounded_batches(
             lead_row(4, hubspot_sync_status="SYNCED", hubspot_next_attempt_at=None),
         ],
     )
+    async with transaction(sessions) as session:
+        await lead_history.append(
+            session,
+            [
+                Attempt(
+                    lead_id=ids[1],
+                    attempted_at=old,
+                    attempt=1,
+                    outcome=SyncOutcome.FAILED,
+                    error="Lead2 refused: lead2@example.com is invalid",
+                )
+            ],
+        )
     settings = settings_factory(retention_days=30)
     async with HubSpotClient.from_settings(settings) as client:
         worker = Worker(settings=settings, sessions=sessions, client=client)
@@ -332,6 +359,8 @@ async def test_retention_scrubs_old_finished_leads_in_bounded_batches(
     assert synced.hubspot_sync_status == SyncStatus.SYNCED  # the sync columns stay
     assert failed.email is None
     assert failed.hubspot_error == "INVALID_EMAIL: [removed]"
+    (row,) = await _history_of(sessions, ids[1])
+    assert row.error == "[removed] refused: [removed] is invalid"
     assert pending.email == "lead3@example.com"
     assert recent.email == "lead4@example.com"
 
