@@ -51,6 +51,7 @@ bench: $(DEV)
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/console.py
+	$(BIN)/python bench/retention.py
 
 ## chaos: the chaos test (20,000 leads, faults, workers killed); CHAOS_ARGS=--ci for 2 minutes
 chaos: $(DEV)
