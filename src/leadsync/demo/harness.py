@@ -31,6 +31,7 @@ class Harness:
         self.report = DemoReport(seed=seed)
         self.leads: LeadMix = demo_leads(options.leads, seed=seed)
         self.token = secrets.token_urlsafe(24)
+        self.erasure_key = secrets.token_urlsafe(32)
         self.started = time.monotonic()
         self.baseline = Traffic.now()
         self.events: list[str] = []
@@ -46,6 +47,7 @@ class Harness:
         self.sandbox: httpx.AsyncClient
         self.running: RunningSandbox
         self.url: str
+        self.database_url: str
 
     def event(self, text: str) -> None:
         """Add a line, stamped with the time since the start, to the events below the bars."""
@@ -63,9 +65,11 @@ class Harness:
             seed=self.report.seed,
             port=self.options.port,
             internal_token=self.token,
+            erasure_key=self.erasure_key,
             quiet=self.quiet,
         )
         self.running, self.url = services.running, services.url
+        self.database_url = services.database_url
         self.api, self.sandbox = services.api, services.sandbox
 
     async def poll(self) -> dict[str, int] | None:

@@ -80,7 +80,9 @@ def sandbox_config(*, seed: int) -> SandboxConfig:
     )
 
 
-def demo_settings(*, workdir: Path, sandbox: RunningSandbox, internal_token: str) -> Settings:
+def demo_settings(
+    *, workdir: Path, sandbox: RunningSandbox, internal_token: str, erasure_key: str
+) -> Settings:
     """Return leadsync's settings: production defaults, with short timeouts and backoff."""
     return DemoSettings(
         database_url=f"sqlite:///{workdir / 'leadsync-demo.db'}",
@@ -91,6 +93,7 @@ def demo_settings(*, workdir: Path, sandbox: RunningSandbox, internal_token: str
         hubspot_read_timeout_seconds=2.0,
         hubspot_total_timeout_seconds=4.0,
         internal_token=SecretStr(internal_token),
+        erasure_key=SecretStr(erasure_key),
         log_level="WARNING",
         poll_interval_seconds=0.2,
         lease_seconds=10.0,

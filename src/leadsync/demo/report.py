@@ -9,6 +9,18 @@ from leadsync.demo.traffic import Traffic
 
 
 @dataclass
+class Forgotten:
+    """What the erasure did, as the demo checked it."""
+
+    erasure_id: int = 0
+    masked_email: str = ""
+    lead_ids: list[int] = field(default_factory=list)
+    contact_deleted: bool = False
+    rows_scrubbed: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
 class DemoReport:
     """What the demo saw; `ok` when no lead was lost or duplicated."""
 
@@ -24,6 +36,7 @@ class DemoReport:
     requeued: int = 0
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    forgotten: Forgotten | None = None  # the erasure at the end (demo/forget.py)
 
     @property
     def accepted(self) -> int:

@@ -12,6 +12,7 @@ import httpx
 from rich.console import Console
 
 from leadsync.demo import view
+from leadsync.demo.forget import forget_one
 from leadsync.demo.harness import Harness
 from leadsync.demo.kit import REJECT_REGEX, REJECTED_DOMAIN, settled
 from leadsync.demo.options import (
@@ -40,6 +41,8 @@ async def run_demo(options: DemoOptions, *, console: Console) -> DemoReport:
         console.print(view.summary_table(report, final=False))
         await _second_pass(run)
         report.problems += judge(report)
+        report.forgotten = await forget_one(run)
+        report.problems += report.forgotten.problems
         report.seconds = time.monotonic() - run.started
         console.print(view.summary_table(report, final=True))
         console.print(view.verdict(report), highlight=False)
@@ -47,6 +50,9 @@ async def run_demo(options: DemoOptions, *, console: Console) -> DemoReport:
             refused = await _leave_refused_leads(run)
             view.print_urls(console, url=run.url, sandbox=run.running.url, token=run.token)
             view.hands_on(console, url=run.url, lead_ids=refused)
+            view.privacy_hands_on(
+                console, url=run.url, database_url=run.database_url, erasure_key=run.erasure_key
+            )
             await _until_interrupted()
             console.print("stopping…")
     return report

@@ -32,6 +32,7 @@ class Services:
     url: str  # leadsync's API
     api: httpx.AsyncClient
     sandbox: httpx.AsyncClient
+    database_url: str
 
 
 class PerLeadOutcomes(logging.Filter):
@@ -73,6 +74,7 @@ async def start_services(
     seed: int,
     port: int,
     internal_token: str,
+    erasure_key: str,
     quiet: PerLeadOutcomes,
 ) -> Services:
     """Start the sandbox and leadsync on `stack`, which stops them and deletes their data."""
@@ -82,7 +84,9 @@ async def start_services(
         )
     )
     running = stack.enter_context(sandbox_in_thread(config=sandbox_config(seed=seed)))
-    settings = demo_settings(workdir=workdir, sandbox=running, internal_token=internal_token)
+    settings = demo_settings(
+        workdir=workdir, sandbox=running, internal_token=internal_token, erasure_key=erasure_key
+    )
     # After the sandbox: its uvicorn config installs handlers that this replaces.
     configure_logging(level="WARNING", secrets=settings.secrets, stream=_CurrentStderr())
     worker_log = logging.getLogger("leadsync.engine.worker")
@@ -117,4 +121,11 @@ async def start_services(
         await asyncio.sleep(0.02)
     api = await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=10))
     sandbox = await stack.enter_async_context(httpx.AsyncClient(base_url=running.url, timeout=5))
-    return Services(workdir=workdir, running=running, url=url, api=api, sandbox=sandbox)
+    return Services(
+        workdir=workdir,
+        running=running,
+        url=url,
+        api=api,
+        sandbox=sandbox,
+        database_url=settings.database_url,
+    )

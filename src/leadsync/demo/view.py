@@ -136,6 +136,21 @@ def hands_on(console: Console, *, url: str, lead_ids: list[int]) -> None:
     )
 
 
+def privacy_hands_on(console: Console, *, url: str, database_url: str, erasure_key: str) -> None:
+    """Show how to forget a person from the command line, against the running demo."""
+    console.print(
+        "\n[bold]Forget a person[/] (docs/privacy.md): submit a lead as above, then erase its "
+        "address from another terminal, and watch the contact go from the sandbox and the "
+        "lead's row lose its personal data:\n"
+        f"  DATABASE_URL={database_url} LEADSYNC_ERASURE_KEY={erasure_key} \\\n"
+        "    .venv/bin/leadsync erase ana@ejemplo.es\n"
+        f"  or: curl -X POST {url}/internal/erasures -H 'Authorization: Bearer <token>' "
+        """-H 'Content-Type: application/json' -d '{"email": "ana@ejemplo.es"}'""",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def _zero(value: int) -> str:
     return f"[green]{value}[/]" if value == 0 else f"[bold red]{value}[/]"
 
@@ -206,10 +221,18 @@ def verdict(report: DemoReport) -> str:
     """Return the closing line(s): what was proven, or every problem found."""
     final = report.final
     if report.ok and final is not None:
-        return (
+        text = (
             f"[bold green]✔ nothing lost, nothing duplicated[/] ({report.seconds:.1f} s): "
             f"{report.accepted} leads →\n  {final.contacts} contacts, one per email, all SYNCED"
         )
+        gone = report.forgotten
+        if gone is not None:
+            text += (
+                f"\n[bold green]✔ forgotten on request[/]: erasure {gone.erasure_id} of "
+                f"{gone.masked_email} → its HubSpot contact deleted (GDPR delete), "
+                f"{gone.rows_scrubbed} lead row(s) kept without personal data"
+            )
+        return text
     # Problems quote leads and HubSpot's errors: brackets there are text, not rich markup.
     lines = "\n".join(f"  ✘ {escape(problem)}" for problem in report.problems)
     return f"[bold red]✘ the demo found problems:[/]\n{lines}"
