@@ -49,7 +49,12 @@ _INSERT = insert(_leads).returning(_leads.c.id)
 
 
 class IdempotencyConflict(Exception):
-    """The idempotency key was used before with a different body."""
+    """The idempotency key was used before with a different body, or by a lead whose personal
+    data was removed since (`erased`: nothing is left to compare the body with)."""
+
+    def __init__(self, *, erased: bool = False) -> None:
+        super().__init__("erased" if erased else "different body")
+        self.erased = erased
 
 
 # What the API returns of a stored lead: its id, its fields, when, and its sync status.
@@ -142,6 +147,8 @@ async def insert_lead(
 
 
 def _replay(existing: Lead, fingerprint: str | None) -> Stored:
+    if existing.scrubbed_at is not None:
+        raise IdempotencyConflict(erased=True)
     if existing.idempotency_fingerprint != fingerprint:
         raise IdempotencyConflict
     return Stored(row={name: getattr(existing, name) for name in STORED_COLUMNS}, created=False)
@@ -220,7 +227,9 @@ _PG_INSERT_COMPILED = (
 _PG_INSERT = str(_PG_INSERT_COMPILED)
 _PG_INSERT_ORDER = tuple(name.removeprefix("v_") for name in _PG_INSERT_COMPILED.positiontup or ())
 _PG_BY_KEY = str(
-    select(*(_leads.c[name] for name in (*STORED_COLUMNS, "idempotency_fingerprint")))
+    select(
+        *(_leads.c[name] for name in (*STORED_COLUMNS, "idempotency_fingerprint", "scrubbed_at"))
+    )
     .where(_leads.c.idempotency_key == bindparam("key"))
     .compile(dialect=_PG)
 )
@@ -278,6 +287,8 @@ class PostgresIntake:
             raise DatabaseUnavailable(type(exc).__name__) from exc
         if lead_id is not None:
             return Stored(row={"id": lead_id, **values}, created=True)
+        if existing is not None and existing["scrubbed_at"] is not None:
+            raise IdempotencyConflict(erased=True)
         if existing is None or existing["idempotency_fingerprint"] != fingerprint:
             raise IdempotencyConflict
         return Stored(row={name: existing[name] for name in STORED_COLUMNS}, created=False)

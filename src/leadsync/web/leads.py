@@ -108,10 +108,13 @@ async def create_lead(data: LeadIn, request: Request) -> Response:
     key = idempotency_key(request)
     try:
         stored = await leads.submit_lead(ctx.intake, data=data, idempotency_key=key)
-    except leads.IdempotencyConflict:
+    except leads.IdempotencyConflict as conflict:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
-            "this Idempotency-Key was already used with a different body",
+            "this Idempotency-Key belongs to a lead whose personal data was erased; "
+            "submit again with a new key"
+            if conflict.erased
+            else "this Idempotency-Key was already used with a different body",
         ) from None
     if stored.created:
         LEADS_CREATED.inc()

@@ -24,7 +24,7 @@ from leadsync.store import privacy, queue
 from leadsync.store.history import Attempt
 from leadsync.store.db import transaction, utcnow
 from leadsync.store.fence import SendFence, open_fence
-from leadsync.store.leads import SessionIntake
+from leadsync.store.leads import IdempotencyConflict, SessionIntake, open_intake
 from leadsync.store.queue import Completion
 from leadsync.store.tables import (
     Erasure,
@@ -382,3 +382,32 @@ async def test_retention_batches_are_bounded(
     async with sessions() as session:
         left = await session.scalar(select(func.count()).where(Lead.email.is_not(None)))
     assert left == 15
+
+
+async def test_a_replay_of_an_erased_lead_is_refused_with_its_reason(
+    engine: AsyncEngine,
+    sessions: Sessions,
+    fence: SendFence,
+    settings_factory: Callable[..., Settings],
+) -> None:
+    settings = _keyed(settings_factory)
+    intake = await open_intake(engine, sessions, max_size=2)
+    try:
+        data = LeadIn(email=ANA, firstname="Ana")
+        first = await submit_lead(intake, data=data, idempotency_key="form-1")
+        accepted = await _erase(sessions, fence, settings)
+        async with transaction(sessions) as session:
+            (taken,) = await privacy.claim_erasures(
+                session, limit=1, lease_seconds=60, now=utcnow()
+            )
+            assert taken.id == accepted.id
+        async with transaction(sessions) as session:
+            await privacy.complete_erasure(
+                session, erasure_id=taken.id, token=taken.token, http_status=204, now=utcnow()
+            )
+        with pytest.raises(IdempotencyConflict) as refused:
+            await submit_lead(intake, data=data, idempotency_key="form-1")
+        assert refused.value.erased
+        assert (await fetch(sessions, first.id)).email is None
+    finally:
+        await intake.close()
