@@ -81,6 +81,7 @@ def create_app(
     app.include_router(leads.internal)
     app.include_router(sync.router)
     app.include_router(privacy_routes.router)
+    app.include_router(privacy_routes.methods)
     app.include_router(health.router)
     app.include_router(console.router)
     app.openapi = with_exact_bounds(app)  # type: ignore[method-assign]

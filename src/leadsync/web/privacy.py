@@ -125,6 +125,22 @@ async def list_erasures_route(
     return await privacy.list_erasures(ctx.sessions, status=status_, limit=limit, after=after)
 
 
+# Two routes share /internal/erasures (GET and POST). Starlette answers another method there
+# from the first route alone (`Allow: POST`); this one names both, like every other 405.
+_ERASURES_METHODS = "GET, POST"
+methods = APIRouter(prefix="/internal", include_in_schema=False)
+
+
+@methods.api_route("/erasures", methods=["PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"])
+async def erasures_other_methods() -> None:
+    """405 with the methods /internal/erasures has."""
+    raise HTTPException(
+        status.HTTP_405_METHOD_NOT_ALLOWED,
+        "Method Not Allowed",
+        headers={"Allow": _ERASURES_METHODS},
+    )
+
+
 ErasureId = Annotated[int, Path(ge=1, le=MAX_ID, description="The erasure's id, 1 to 2^63-1.")]
 
 

@@ -510,3 +510,21 @@ async def test_an_unavailable_database_is_a_503_on_every_privacy_route(
             )
             assert response.status_code == 503, (method, path, response.text)
             error_shape(app.openapi(), response.json())
+
+
+async def test_another_method_is_a_405_naming_the_methods_the_path_has(
+    client_factory: ClientFactory,
+) -> None:
+    async with client_factory() as (_app, client):
+        for method, path, allowed in [
+            ("OPTIONS", "/internal/erasures", "GET, POST"),
+            ("DELETE", "/internal/erasures", "GET, POST"),
+            ("PATCH", "/internal/erasures", "GET, POST"),
+            ("GET", "/internal/subjects/lookup", "POST"),
+            ("DELETE", "/internal/erasures/1", "GET"),
+            ("GET", "/internal/erasures/1/retry", "POST"),
+        ]:
+            response = await client.request(method, path, headers=INTERNAL_HEADERS)
+            assert response.status_code == 405, (method, path)
+            assert response.headers["Allow"] == allowed, (method, path)
+            assert response.json() == {"detail": "Method Not Allowed", "errors": []}
