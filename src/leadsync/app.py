@@ -17,6 +17,7 @@ from leadsync.store.fence import open_fence
 from leadsync.store.leads import open_intake
 from leadsync.usecases import privacy
 from leadsync.web import console, health, leads, sync
+from leadsync.web import privacy as privacy_routes
 from leadsync.web.bodysize import BodySizeLimit
 from leadsync.web.context import AppContext
 from leadsync.web.handlers import install_error_handlers
@@ -79,6 +80,8 @@ def create_app(
     app.include_router(leads.public)
     app.include_router(leads.internal)
     app.include_router(sync.router)
+    app.include_router(privacy_routes.router)
+    app.include_router(privacy_routes.methods)
     app.include_router(health.router)
     app.include_router(console.router)
     app.openapi = with_exact_bounds(app)  # type: ignore[method-assign]

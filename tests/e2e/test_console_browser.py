@@ -5,9 +5,9 @@ Log in with a wrong then the right token; the overview shows the database's coun
 lead appears with its error; filters and the email search narrow the list; the refused leads
 are resynced, the sandbox's rule fixed, and they become SYNCED; a lead's page shows its
 history in order; a POST without the CSRF token is refused and changes nothing; after logout
-every console URL leads to the login form. axe-core checks every page (no serious or critical
-violation), and the run takes the screenshots that docs/images/ holds
-(LEADSYNC_SCREENSHOT_DIR=docs/images to refresh them).
+every console URL leads to the login form. axe-core checks every page, the erasures page
+included (no serious or critical violation), and the run takes the screenshots that
+docs/images/ holds (LEADSYNC_SCREENSHOT_DIR=docs/images to refresh them).
 
 Needs /usr/bin/chromium and axe-core (scripts/browser_deps.sh installs both); without them the
 test is skipped locally and fails under CI=true.
@@ -262,7 +262,7 @@ async def test_an_operator_finds_and_fixes_refused_leads_in_the_console(
 
                 # --- readable on a phone: no page wider than the screen --------------------
                 await page.set_viewport_size({"width": 390, "height": 844})
-                for path in ("/console", "/console/failed", "/console/pause"):
+                for path in ("/console", "/console/failed", "/console/pause", "/console/erasures"):
                     await page.goto(path)
                     overflow = await page.evaluate(
                         "document.documentElement.scrollWidth - window.innerWidth"
@@ -361,6 +361,12 @@ async def test_an_operator_finds_and_fixes_refused_leads_in_the_console(
                 await page.get_by_role("heading", name="Pause controls").wait_for()
                 await axe.check(page)
 
+                # --- the erasures page (no erasure key here: requests are disabled) ----------
+                await page.get_by_role("link", name="Erasures", exact=True).click()
+                await page.get_by_role("heading", name="Erasures", exact=True).wait_for()
+                await page.get_by_text("Erasure requests are disabled").wait_for()
+                await axe.check(page)
+
                 # --- a POST without the CSRF token is refused and changes nothing ----------
                 refused = await page.request.post(
                     "/console/failed/resync",
@@ -385,6 +391,7 @@ async def test_an_operator_finds_and_fixes_refused_leads_in_the_console(
                     "/console",
                     "/console/failed",
                     "/console/pause",
+                    "/console/erasures",
                     f"/console/leads/{stale}",
                 ):
                     await page.goto(path)

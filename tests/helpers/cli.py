@@ -6,19 +6,26 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 LEADSYNC = str(Path(sys.executable).with_name("leadsync"))
 
 
-async def leadsync(db_url: str, *args: str) -> tuple[int, str, str]:
-    """Run `leadsync ARGS` on the database at `db_url`; return (exit status, stdout, stderr)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LEADSYNC_", "HUBSPOT_"))}
-    env |= {"DATABASE_URL": db_url, "LEADSYNC_LOG_LEVEL": "WARNING"}
+async def leadsync(
+    db_url: str, *args: str, env: Mapping[str, str] | None = None
+) -> tuple[int, str, str]:
+    """Run `leadsync ARGS` on the database at `db_url`; return (exit status, stdout, stderr).
+
+    `env` adds variables (e.g. LEADSYNC_ERASURE_KEY) to the cleaned environment.
+    """
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("LEADSYNC_", "HUBSPOT_"))}
+    clean |= {"DATABASE_URL": db_url, "LEADSYNC_LOG_LEVEL": "WARNING", **(env or {})}
     process = await asyncio.create_subprocess_exec(
         LEADSYNC,
         *args,
-        env=env,
+        env=clean,
+        stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

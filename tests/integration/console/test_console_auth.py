@@ -17,7 +17,13 @@ from tests.helpers.console import ORIGIN, csrf, failed_row, field, login, post
 from tests.helpers.leads import fetch, insert_leads
 
 Sessions = async_sessionmaker[AsyncSession]
-CONSOLE_PAGES = ("/console", "/console/failed", "/console/pause", "/console/leads/1")
+CONSOLE_PAGES = (
+    "/console",
+    "/console/failed",
+    "/console/pause",
+    "/console/erasures",
+    "/console/leads/1",
+)
 
 
 async def test_every_page_redirects_to_the_login_form_without_a_session(

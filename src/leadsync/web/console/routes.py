@@ -18,13 +18,17 @@ from urllib.parse import parse_qs, quote, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
 
+from leadsync.emails import MAX_EMAIL
 from leadsync.limits import MAX_ID, MAX_RESYNC_IDS
 from leadsync.logging import get_logger
 from leadsync.store.db import utcnow
 from leadsync.store.failed import AGES, ERROR_CLASS_CHARS, NO_STATUS
-from leadsync.usecases import console
+from leadsync.store.tables import ErasureStatus
+from leadsync.usecases import console, privacy
 from leadsync.usecases.console import FailedFilter
+from leadsync.usecases.privacy import EmailIn, ErasureKeyMissing
 from leadsync.usecases.sync import MAX_PAUSE_NOTE, gate_report, pause_sync, resume_sync
 from leadsync.web.console.security import (
     COOKIE_PATH,
@@ -445,6 +449,7 @@ async def overview_page(request: Request) -> Response:
         return session
     ctx = _ctx(request)
     view = await console.overview_of(ctx.sessions, settings=ctx.settings)
+    erasures = await privacy.erasure_counts(ctx.sessions)
     return render(
         request,
         "overview.html",
@@ -452,6 +457,7 @@ async def overview_page(request: Request) -> Response:
         title="Overview",
         page="overview",
         view=view,
+        erasures=erasures,
         chart=chart(view.synced_per_minute),
     )
 
@@ -683,6 +689,181 @@ async def pause_action(request: Request) -> Response:
         ctx.wake_worker()
         return _redirect("/console/pause?done=resumed")
     return _redirect("/console/pause?done=" + ("hubspot" if result.still_paused else "not-paused"))
+
+
+# --- erasures (docs/privacy.md) -----------------------------------------------------------------
+# The address an operator types is sent in a POST body and shown again only in the form it is
+# typed into (the confirmation re-shows that form); never in a URL, a list, a flash or a log.
+
+ERASURE_PAGE_SIZE: Final = 50
+
+
+def _erasure_status(value: str) -> ErasureStatus | None:
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        return ErasureStatus(value)
+    except ValueError:
+        raise BadInput(
+            f"status must be one of {', '.join(s.value for s in ErasureStatus)}"
+        ) from None
+
+
+async def _erasures_page(
+    request: Request,
+    session: Session,
+    *,
+    status_code: int = 200,
+    email: str = "",
+    email_error: str | None = None,
+) -> Response:
+    values = parse_qs(request.url.query, keep_blank_values=True)
+    try:
+        status = _erasure_status(_one(values, "status"))
+        before = _digits(_one(values, "before"), "before")
+    except BadInput as exc:
+        return problem(request, 400, "Bad request", str(exc), session=session)
+    ctx = _ctx(request)
+    found = await privacy.list_erasures(
+        ctx.sessions, status=status, limit=ERASURE_PAGE_SIZE, after=before
+    )
+    counts = await privacy.erasure_counts(ctx.sessions)
+    flash = None
+    requested = _one(values, "requested")
+    retried = _one(values, "retried")
+    if requested.isdigit():
+        flash = (
+            f"Erasure {requested} is requested: the address's leads are cancelled, and a worker "
+            "deletes the HubSpot contact next."
+            if _one(values, "new") == "1"
+            else f"This address already had an open erasure ({requested}): it was reused, and "
+            "any new lead of the address is cancelled too."
+        )
+    elif retried.isdigit():
+        flash = f"Erasure {retried} is queued again: a worker retries the GDPR delete."
+    return render(
+        request,
+        "erasures.html",
+        status_code=status_code,
+        session=session,
+        title="Erasures",
+        page="erasures",
+        found=found,
+        counts=counts,
+        status=status.value if status else "",
+        statuses=[s.value for s in ErasureStatus],
+        before=before,
+        has_key=ctx.settings.read_erasure_key() is not None,
+        email=email,
+        email_error=email_error,
+        max_email=MAX_EMAIL,
+        flash=flash,
+    )
+
+
+@router.get("/erasures")
+async def erasures_page(request: Request) -> Response:
+    """Erasure requests newest first (filtered by status), the form to request one."""
+    session = _logged_in(request)
+    if isinstance(session, Response):
+        return session
+    return await _erasures_page(request, session)
+
+
+@router.post("/erasures/request")
+async def erasure_request(request: Request) -> Response:
+    """Request an erasure: a confirmation stating it cannot be undone, then the request."""
+    posted = await _posted(request)
+    if isinstance(posted, Response):
+        return posted
+    session, form = posted
+    typed = _one(form, "email")
+    try:
+        email = EmailIn(email=typed).email
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        reason = {
+            "string_too_short": "is empty",
+            "string_too_long": f"is longer than {MAX_EMAIL} characters",
+        }.get(error["type"], str(error["msg"]).removeprefix("Value error, "))
+        return await _erasures_page(
+            request,
+            session,
+            status_code=400,
+            email=typed[: MAX_EMAIL * 2],
+            email_error=f"The address {reason}.",
+        )
+    ctx = _ctx(request)
+    if ctx.settings.read_erasure_key() is None:
+        return problem(request, 503, "Erasures disabled", str(ErasureKeyMissing()), session=session)
+    if _one(form, "confirm") != "yes":
+        found = await privacy.lookup_subject(ctx.sessions, settings=ctx.settings, email=email)
+        stored = sum(1 for lead in found.leads if lead.email is not None)
+        return render(
+            request,
+            "confirm_erasure.html",
+            session=session,
+            title="Confirm the erasure",
+            page="erasures",
+            email=typed,
+            stored=stored,
+            max_email=MAX_EMAIL,
+        )
+    try:
+        accepted = await privacy.request_erasure(
+            ctx.sessions,
+            fence=ctx.fence,
+            settings=ctx.settings,
+            email=email,
+            requested_by="console",
+        )
+    except ErasureKeyMissing as exc:
+        return problem(request, 503, "Erasures disabled", str(exc), session=session)
+    ctx.wake_worker()
+    log.info(
+        "console.erasure_requested",
+        session=session.id,
+        erasure=accepted.id,
+        created=accepted.created,
+        cancelled=accepted.leads_cancelled,
+    )
+    return _redirect(
+        f"/console/erasures?requested={accepted.id}&new={1 if accepted.created else 0}"
+    )
+
+
+@router.post("/erasures/{erasure_id}/retry")
+async def erasure_retry(request: Request, erasure_id: str) -> Response:
+    """Retry a FAILED erasure."""
+    posted = await _posted(request)
+    if isinstance(posted, Response):
+        return posted
+    session, _form_values = posted
+    try:
+        number = _digits(erasure_id, "erasure id")
+    except BadInput as exc:
+        return problem(request, 404, "No such erasure", str(exc), session=session)
+    assert number is not None
+    ctx = _ctx(request)
+    try:
+        retried = await privacy.retry_erasure(ctx.sessions, erasure_id=number)
+    except privacy.NotFailed as exc:
+        return problem(
+            request,
+            409,
+            "Not retried",
+            f"Erasure {number} is {exc.erasure.status.value}, not FAILED: it is on its way "
+            "(or done) and needs no retry.",
+            session=session,
+        )
+    if retried is None:
+        return problem(
+            request, 404, "No such erasure", f"There is no erasure {number}.", session=session
+        )
+    ctx.wake_worker()
+    log.info("console.erasure_retried", session=session.id, erasure=number)
+    return _redirect(f"/console/erasures?retried={number}")
 
 
 @router.get("/static/{name}")
