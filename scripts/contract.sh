@@ -23,6 +23,7 @@ port="$("$bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 env -u HUBSPOT_TOKEN -u HUBSPOT_TOKEN_FILE \
     DATABASE_URL="$database_url" \
     LEADSYNC_INTERNAL_TOKEN="$token" \
+    LEADSYNC_ERASURE_KEY="contract-erasure-key-$$-$(date +%s)" \
     LEADSYNC_LOG_LEVEL=WARNING \
     "$bin/leadsync" serve --no-worker --host 127.0.0.1 --port "$port" >"$log" 2>&1 &
 server=$!

@@ -29,6 +29,11 @@ OPERATION_IDS = {
     ("get", "/internal/sync/status"): "getSyncStatus",
     ("get", "/healthz"): "getHealth",
     ("get", "/readyz"): "getReadiness",
+    ("post", "/internal/erasures"): "requestErasure",
+    ("get", "/internal/erasures"): "listErasures",
+    ("get", "/internal/erasures/{erasure_id}"): "getErasure",
+    ("post", "/internal/erasures/{erasure_id}/retry"): "retryErasure",
+    ("post", "/internal/subjects/lookup"): "lookupSubject",
 }
 
 
