@@ -21,9 +21,9 @@ from leadsync.engine.worker import Worker
 from leadsync.hubspot.client import HubSpotClient
 from leadsync.store import history as lead_history
 from leadsync.store import privacy, queue
-from leadsync.store.history import Attempt
 from leadsync.store.db import transaction, utcnow
 from leadsync.store.fence import SendFence, open_fence
+from leadsync.store.history import Attempt
 from leadsync.store.leads import IdempotencyConflict, SessionIntake, open_intake
 from leadsync.store.queue import Completion
 from leadsync.store.tables import (
