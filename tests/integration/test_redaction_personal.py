@@ -102,7 +102,7 @@ async def test_no_personal_data_reaches_a_log_line(
 
         await wait_for(reached, timeout=30, interval=0.1, message=f"lead {lead_id} {status}")
 
-    async with client_factory(settings, background=start_in_app) as (app, client):
+    async with client_factory(settings, background=start_in_app) as (_app, client):
         failed, retried, partial = PEOPLE["failed"], PEOPLE["retried"], PEOPLE["partial"]
         await hubspot.inject(**error(400, failed, "VALIDATION_ERROR"), endpoints=["batch_upsert"])
         await reach(client, await submit(client, failed), "FAILED")
