@@ -184,7 +184,7 @@ async def test_internal_routes_without_a_token_configured_answer_a_declared_503(
     async with client_factory(settings_factory(internal_token=None)) as (app, client):
         spec = app.openapi()
         for method, path in [(m, p) for (m, p) in OPERATION_IDS if p.startswith("/internal")]:
-            concrete = path.replace("{lead_id}", "1")
+            concrete = path.replace("{lead_id}", "1").replace("{erasure_id}", "1")
             response = await client.request(method.upper(), concrete, headers=INTERNAL_HEADERS)
             assert response.status_code == 503, (method, path)
             assert "503" in spec["paths"][path][method]["responses"]
@@ -205,7 +205,7 @@ async def test_an_unavailable_database_is_a_declared_503_not_a_500(
             ("post", "/internal/leads/resync-failed", {"headers": INTERNAL_HEADERS}),
             ("get", "/internal/sync/status", {"headers": INTERNAL_HEADERS}),
         ]:
-            concrete = path.replace("{lead_id}", "1")
+            concrete = path.replace("{lead_id}", "1").replace("{erasure_id}", "1")
             response = await client.request(method.upper(), concrete, **kwargs)
             assert response.status_code == 503, (path, response.text)
             assert response.json() == {

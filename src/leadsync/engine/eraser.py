@@ -140,7 +140,7 @@ class Eraser:
                 ErasureOutcome.FAILED,
                 status=ErasureStatus.FAILED,
                 next_attempt_at=None,
-                http_status=exc.http_status,
+                exc=exc,
                 error=error,
             )
             return
@@ -170,7 +170,7 @@ class Eraser:
             outcome,
             status=ErasureStatus.RETRYING,
             next_attempt_at=now + dt.timedelta(seconds=decision.delay_seconds),
-            http_status=exc.http_status,
+            exc=exc,
             error=error,
         )
 
@@ -204,9 +204,10 @@ class Eraser:
         *,
         status: ErasureStatus,
         next_attempt_at: dt.datetime | None,
-        http_status: int | None,
+        exc: HubSpotError,
         error: str,
     ) -> None:
+        http_status = exc.http_status
         async with transaction(self._sessions) as session:
             kept = await privacy.record_erasure_attempt(
                 session,
@@ -218,11 +219,14 @@ class Eraser:
                 http_status=http_status,
                 error=error,
             )
+        # HubSpot's text stays on the erasure (for the operator): it may quote the person's
+        # name or anything else of the contact, so the log line names the kind of error only.
         self._report(
             erasure,
             outcome if kept else ErasureOutcome.FENCED,
             http_status=http_status,
-            error=error,
+            category=exc.category,
+            error_type=type(exc).__name__,
         )
 
     def _report(self, erasure: ClaimedErasure, outcome: ErasureOutcome, **fields: object) -> None:

@@ -439,7 +439,9 @@ async def test_an_upsert_during_a_delayed_delete_overlaps_and_the_delete_lands_l
 ) -> None:
     # The race an erasure must not lose: a delete and a write of one email in flight at once.
     create(client, "ana@example.com")
-    control.post("/inject", json={"action": "delay", "delay_ms": 800, "endpoints": ["gdpr_delete"]})
+    control.post(
+        "/inject", json={"action": "delay", "delay_ms": 3000, "endpoints": ["gdpr_delete"]}
+    )
     slow = client_for(sandbox.token, timeout=10)
 
     def delete_in_progress() -> bool:
