@@ -18,10 +18,13 @@ from leadsync.config import Settings
 from leadsync.demo.kit import LeadsyncProcess
 from leadsync.sandbox import RunningSandbox
 from leadsync.store.fence import open_fence
-from leadsync.store.tables import Erasure, ErasureStatus, Lead, SyncStatus
+from leadsync.store.tables import ErasureStatus, SyncStatus
 from leadsync.usecases import privacy
 from tests.e2e.support import SandboxFactory, UpsertRecorder, WorkerFactory, worker_env
 from tests.helpers import wait_for
+from tests.helpers.leads import fetch
+from tests.helpers.privacy import erasure_in, fetch_erasure
+from tests.helpers.worker import status_of
 
 pytestmark = [
     pytest.mark.slow,
@@ -46,36 +49,6 @@ async def _started(worker: LeadsyncProcess) -> None:
         return worker.logged("sync.worker.started")
 
     await wait_for(ready, timeout=30, interval=0.1, message=f"{worker.name} started")
-
-
-async def _lead(sessions: Sessions, lead_id: int) -> Lead:
-    async with sessions() as session:
-        lead = await session.get(Lead, lead_id)
-        assert lead is not None
-        return lead
-
-
-async def _erasure(sessions: Sessions, erasure_id: int) -> Erasure:
-    async with sessions() as session:
-        erasure = await session.get(Erasure, erasure_id)
-        assert erasure is not None
-        return erasure
-
-
-def _in_state(sessions: Sessions, lead_id: int, status: str) -> Callable[[], Any]:
-    async def check() -> Lead | None:
-        lead = await _lead(sessions, lead_id)
-        return lead if lead.hubspot_sync_status == status else None
-
-    return check
-
-
-def _completed(sessions: Sessions, erasure_id: int) -> Callable[[], Any]:
-    async def check() -> Erasure | None:
-        erasure = await _erasure(sessions, erasure_id)
-        return erasure if erasure.status == ErasureStatus.COMPLETED else None
-
-    return check
 
 
 async def _post(client: httpx.AsyncClient, email: str, **fields: str) -> int:
@@ -112,7 +85,7 @@ async def test_erasure_of_synced_retrying_and_in_flight_leads_leaves_nothing_beh
     async with client_factory(settings) as (_app, client):
         await _started(worker)
         ana = await _post(client, synced, phone="+34 600 000 001")
-        await wait_for(_in_state(sessions, ana, "SYNCED"), timeout=30)
+        await wait_for(status_of(sessions, ana, "SYNCED"), timeout=30)
         await _control(
             sandbox,
             "POST",
@@ -120,7 +93,7 @@ async def test_erasure_of_synced_retrying_and_in_flight_leads_leaves_nothing_beh
             {"email": retrying, "status": "500", "category": "INTERNAL_ERROR", "times": 100},
         )
         bea = await _post(client, retrying)
-        await wait_for(_in_state(sessions, bea, "RETRYING"), timeout=30)
+        await wait_for(status_of(sessions, bea, "RETRYING"), timeout=30)
         await _control(
             sandbox,
             "POST",
@@ -138,7 +111,7 @@ async def test_erasure_of_synced_retrying_and_in_flight_leads_leaves_nothing_beh
             )
 
         await wait_for(cai_in_flight, timeout=30)
-        assert (await _lead(sessions, cai)).hubspot_sync_status == SyncStatus.IN_PROGRESS
+        assert (await fetch(sessions, cai)).hubspot_sync_status == SyncStatus.IN_PROGRESS
 
         fence = open_fence(engine, sessions)
         returned: dict[str, tuple[float, float]] = {}
@@ -150,7 +123,7 @@ async def test_erasure_of_synced_retrying_and_in_flight_leads_leaves_nothing_beh
             returned[email] = (time.monotonic(), time.time())
             erasures[email] = accepted.id
         for email, erasure_id in erasures.items():
-            done = await wait_for(_completed(sessions, erasure_id), timeout=60)
+            done = await wait_for(erasure_in(sessions, erasure_id), timeout=60)
             assert done.leads_scrubbed == 1, email
 
     # Nothing of the three is left at HubSpot, and every one went through a GDPR delete.
@@ -174,7 +147,7 @@ async def test_erasure_of_synced_retrying_and_in_flight_leads_leaves_nothing_beh
         assert not started, f"{email}: {started}"
     # The rows keep no personal data, only the audit columns and the keyed hash.
     for lead_id in (ana, bea, cai):
-        lead = await _lead(sessions, lead_id)
+        lead = await fetch(sessions, lead_id)
         assert lead.hubspot_sync_status == SyncStatus.ERASED
         assert lead.email is None
         assert lead.firstname is None
@@ -212,7 +185,7 @@ async def test_a_worker_killed_in_the_middle_of_an_erasure_leaves_it_to_another(
     async with client_factory(settings) as (_app, client):
         await _started(victim)
         lead_id = await _post(client, email)
-        await wait_for(_in_state(sessions, lead_id, "SYNCED"), timeout=30)
+        await wait_for(status_of(sessions, lead_id, "SYNCED"), timeout=30)
         await _control(sandbox, "POST", "/inject", {"action": "hang", "endpoints": ["gdpr_delete"]})
         accepted = await privacy.request_erasure(
             sessions,
@@ -227,13 +200,13 @@ async def test_a_worker_killed_in_the_middle_of_an_erasure_leaves_it_to_another(
             return any(e["endpoint"] == "gdpr_delete" and e["status"] is None for e in log)
 
         await wait_for(delete_in_flight, timeout=30)
-        assert (await _erasure(sessions, accepted.id)).status == ErasureStatus.IN_HUBSPOT
+        assert (await fetch_erasure(sessions, accepted.id)).status == ErasureStatus.IN_HUBSPOT
         victim.process.send_signal(signal.SIGKILL)
         victim.process.wait(timeout=10)
 
         heir = worker_factory("heir", env)
         await _started(heir)
-        erasure = await wait_for(_completed(sessions, accepted.id), timeout=60)
+        erasure = await wait_for(erasure_in(sessions, accepted.id), timeout=60)
 
     assert erasure.attempts == 2
     assert erasure.leads_scrubbed == 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import stat
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,17 +16,6 @@ from tests.helpers.leads import failed_row, fetch, insert_leads, lead_row
 
 Sessions = async_sessionmaker[AsyncSession]
 KEY = {"LEADSYNC_ERASURE_KEY": "cli-test-erasure-key-0123"}
-
-
-@pytest.fixture(autouse=True)
-async def _no_erasures(engine: AsyncEngine) -> AsyncIterator[None]:
-    # The shared PostgreSQL reset truncates leads only: an erasure left open would hold back
-    # its email's leads in later tests.
-    async with engine.begin() as conn:
-        await conn.execute(text("DELETE FROM erasures"))
-    yield
-    async with engine.begin() as conn:
-        await conn.execute(text("DELETE FROM erasures"))
 
 
 def one_line(err: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,17 +22,6 @@ from tests.helpers.leads import fetch, insert_leads, lead_row
 
 Sessions = async_sessionmaker[AsyncSession]
 KEY = "console-test-erasure-key-0123"
-
-
-@pytest.fixture(autouse=True)
-async def _no_erasures(engine: AsyncEngine) -> AsyncIterator[None]:
-    # The shared PostgreSQL reset truncates leads only: an erasure left open would hold back
-    # its email's leads in later tests.
-    async with engine.begin() as conn:
-        await conn.execute(text("DELETE FROM erasures"))
-    yield
-    async with engine.begin() as conn:
-        await conn.execute(text("DELETE FROM erasures"))
 
 
 @pytest.fixture

@@ -1,34 +1,19 @@
-"""Fixtures of the privacy route tests: a clean erasures table and settings with a key.
+"""Fixtures of the privacy route tests: settings with an erasure key.
 
-The shared PostgreSQL reset truncates `leads` only, and no foreign key ties `erasures` to it:
-an erasure left open by one test would hold back the leads of its email in the next. The
-table is emptied before and after each test here (SQLite starts from a new file anyway).
+The shared PostgreSQL reset (tests/helpers/postgres.py) empties `erasures` with `leads`, so an
+erasure left open by one test cannot hold back the leads of its email in the next.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from leadsync.config import Settings
 
 ERASURE_KEY = "test-erasure-key-0123456789"
-
-
-async def _forget_erasures(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(text("DELETE FROM erasures"))
-
-
-@pytest.fixture(autouse=True)
-async def _no_erasures(engine: AsyncEngine) -> AsyncIterator[None]:
-    await _forget_erasures(engine)
-    yield
-    await _forget_erasures(engine)
 
 
 @pytest.fixture

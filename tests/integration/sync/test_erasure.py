@@ -27,7 +27,6 @@ from leadsync.store.history import Attempt
 from leadsync.store.leads import IdempotencyConflict, SessionIntake, open_intake
 from leadsync.store.queue import Completion
 from leadsync.store.tables import (
-    Erasure,
     ErasureStatus,
     Lead,
     LeadSyncAttempt,
@@ -39,6 +38,7 @@ from leadsync.usecases.leads import submit_lead
 from leadsync.usecases.schemas import LeadIn
 from tests.helpers.hubspot import SandboxHubSpot
 from tests.helpers.leads import Sessions, failed_columns, fetch, insert_leads, lead_row
+from tests.helpers.privacy import erasure_in, fetch_erasure
 from tests.helpers.waiting import wait_for
 from tests.helpers.worker import new_lead, running_worker, status_of
 
@@ -62,13 +62,6 @@ async def _erase(
     return await privacy_usecases.request_erasure(
         sessions, fence=fence, settings=settings, email=email, requested_by="api"
     )
-
-
-async def _erasure(sessions: Sessions, erasure_id: int) -> Erasure:
-    async with sessions() as session:
-        erasure = await session.get(Erasure, erasure_id)
-        assert erasure is not None
-        return erasure
 
 
 async def _history_rows(sessions: Sessions, lead_id: int) -> int:
@@ -161,7 +154,7 @@ async def test_a_lead_of_an_email_being_erased_is_held_until_the_erasure_complet
     intake = SessionIntake(sessions, hasher=privacy_usecases.hasher(settings))
     stored = await submit_lead(intake, data=LeadIn(email="ANA@example.com"), idempotency_key=None)
 
-    erasure = await _erasure(sessions, accepted.id)
+    erasure = await fetch_erasure(sessions, accepted.id)
     assert erasure.returned_lead_id == stored.id
     assert erasure.returned_at is not None
     async with transaction(sessions) as session:
@@ -195,14 +188,6 @@ async def _worker(
             yield worker
 
 
-def _completed(sessions: Sessions, erasure_id: int) -> Callable[[], Any]:
-    async def check() -> Erasure | None:
-        erasure = await _erasure(sessions, erasure_id)
-        return erasure if erasure.status == ErasureStatus.COMPLETED else None
-
-    return check
-
-
 async def test_the_worker_deletes_the_contact_and_scrubs_every_row(
     sessions: Sessions,
     fence: SendFence,
@@ -221,7 +206,7 @@ async def test_the_worker_deletes_the_contact_and_scrubs_every_row(
         assert len(await hubspot.contacts()) == 2
 
         accepted = await _erase(sessions, fence, settings)
-        erasure = await wait_for(_completed(sessions, accepted.id))
+        erasure = await wait_for(erasure_in(sessions, accepted.id))
 
     assert erasure.email is None
     assert erasure.leads_scrubbed == 2
@@ -262,7 +247,7 @@ async def test_transient_failures_retry_and_a_refusal_fails_until_an_operator_re
     outcomes: list[ErasureOutcome] = []
     async with _worker(settings, sessions, outcomes):
         accepted = await _erase(sessions, fence, settings)
-        done = await wait_for(_completed(sessions, accepted.id))
+        done = await wait_for(erasure_in(sessions, accepted.id))
         assert done.attempts == 3
         assert outcomes == [ErasureOutcome.RETRY, ErasureOutcome.RETRY, ErasureOutcome.COMPLETED]
 
@@ -278,11 +263,7 @@ async def test_transient_failures_retry_and_a_refusal_fails_until_an_operator_re
         )
         refused = await _erase(sessions, fence, settings, email=BEA)
 
-        async def failed() -> Erasure | None:
-            erasure = await _erasure(sessions, refused.id)
-            return erasure if erasure.status == ErasureStatus.FAILED else None
-
-        erasure = await wait_for(failed)
+        erasure = await wait_for(erasure_in(sessions, refused.id, ErasureStatus.FAILED))
         assert erasure.http_status == 400
         assert erasure.error is not None
         assert BEA not in erasure.error
@@ -290,7 +271,7 @@ async def test_transient_failures_retry_and_a_refusal_fails_until_an_operator_re
         retried = await privacy_usecases.retry_erasure(sessions, erasure_id=refused.id)
         assert retried is not None
         assert retried.status is ErasureStatus.REQUESTED
-        await wait_for(_completed(sessions, refused.id))
+        await wait_for(erasure_in(sessions, refused.id))
 
 
 async def test_an_answer_lost_after_hubspot_applied_the_delete_ends_in_one_completion(
@@ -306,7 +287,7 @@ async def test_an_answer_lost_after_hubspot_applied_the_delete_ends_in_one_compl
         await wait_for(status_of(sessions, lead_id))
         await hubspot.inject(action="drop", endpoints=["gdpr_delete"])
         accepted = await _erase(sessions, fence, settings)
-        erasure = await wait_for(_completed(sessions, accepted.id))
+        erasure = await wait_for(erasure_in(sessions, accepted.id))
 
     assert outcomes == [ErasureOutcome.RETRY, ErasureOutcome.COMPLETED]
     assert erasure.attempts == 2
