@@ -198,7 +198,11 @@ _ENDPOINT_CHOICES: tuple[tuple[str, ...] | None, ...] = (
     ("create", "update"),
     ("update",),
     WRITE_ENDPOINTS,
+    ("gdpr_delete",),
 )
+# What a GDPR delete is made to suffer when a fault targets it alone (a fault for every
+# endpoint, `endpoints=None`, reaches it with any kind).
+GDPR_DELETE_KINDS: tuple[FaultKind, ...] = ("5xx", "429", "drop", "hang")
 # "daily" appears once among many: a daily pause idles the rest of the example.
 _KINDS: tuple[FaultKind, ...] = (
     "5xx",
@@ -221,6 +225,8 @@ def faults(draw: st.DrawFn) -> FaultSpec:
     kind = draw(st.sampled_from(_KINDS))
     times = draw(st.integers(1, 3))
     endpoints = draw(st.sampled_from(_ENDPOINT_CHOICES))
+    if endpoints == ("gdpr_delete",) and kind not in GDPR_DELETE_KINDS:
+        kind = draw(st.sampled_from(GDPR_DELETE_KINDS))
     if kind == "5xx":
         status = draw(st.sampled_from([503, 500, 502, 504]))
         return FaultSpec(kind, status, draw(st.sampled_from(RETRY_AFTERS)), 0, times, endpoints)
@@ -282,6 +288,17 @@ def input_errors(draw: st.DrawFn) -> InputErrorSpec:
     person = draw(st.integers(0, len(POOL) - 2))
     status, category = draw(st.sampled_from(INPUT_ERRORS))
     return InputErrorSpec(person, status, category, draw(st.integers(1, 2)))
+
+
+@st.composite
+def stalls(draw: st.DrawFn) -> FaultSpec:
+    """A fault that keeps the next write in flight for a while: a hang (nothing applied; the
+    client gives up after its total timeout) or a delay (applied late, possibly after the
+    client gave up)."""
+    if draw(st.booleans()):
+        return FaultSpec("hang", 200, None, 0, 1, WRITE_ENDPOINTS)
+    delay = draw(st.sampled_from([1500, 600, 2500]))
+    return FaultSpec("slow", 200, None, delay, 1, WRITE_ENDPOINTS)
 
 
 @dataclass(frozen=True)
