@@ -92,7 +92,7 @@ class PostgresFence:
         async with self._sessions() as session:
             try:
                 await session.execute(_SHARED, {"key": FENCE_LOCK_KEY})
-                yield await _check(session, token, lead_ids)
+                yield await asyncio.shield(_check(session, token, lead_ids))
             finally:
                 # Ends the transaction and so releases the lock, even when cancelled.
                 await asyncio.shield(session.rollback())
@@ -207,10 +207,16 @@ class SqliteFence:
     async def hold(self, *, token: str, lead_ids: Sequence[int]) -> AsyncIterator[set[int]]:
         """Take the shared lock, check the leads in a short read, keep the lock until exit."""
         async with self._lock.shared():
-            async with self._sessions() as session:
-                sendable = await _check(session, token, lead_ids)
-                await session.rollback()  # no database lock is kept during the write
+            # Shielded: a worker stopped at this moment (Worker.abandon, a cancelled batch)
+            # must not leave SQLite's connection mid-statement holding the write lock.
+            sendable = await asyncio.shield(self._read(token, lead_ids))
             yield sendable
+
+    async def _read(self, token: str, lead_ids: Sequence[int]) -> set[int]:
+        async with self._sessions() as session:
+            sendable = await _check(session, token, lead_ids)
+            await session.rollback()  # no database lock is kept during the write
+        return sendable
 
     @contextlib.asynccontextmanager
     async def erasing(self) -> AsyncIterator[AsyncSession]:

@@ -471,7 +471,8 @@ async def complete(
     Returns the ids really written. `wake_until`: the batch's lease expiry; leads of the same
     emails that a claim deferred until then (their email was busy with this batch) are due now.
     Each completion with an `outcome` appends a history row in the same transaction, in one
-    statement for the batch: its outcome, or `fenced` when its lease had moved on.
+    statement for the batch: its outcome, or `fenced` when its lease had moved on (none for a
+    lead being erased).
     """
     if not completions:
         return set()
@@ -496,6 +497,20 @@ async def complete(
         ]
         if params:
             await conn.execute(_COMPLETE, params)
+    fenced = {c.lead_id for c in completions if c.lead_id not in ids and c.outcome is not None}
+    erased: set[int] = set()
+    if fenced:
+        # No history for a lead being erased: its scrub deletes its history, and a row written
+        # after that would keep HubSpot's text about the person. FOR SHARE on PostgreSQL: an
+        # erasure that has not cancelled the lead yet waits for this transaction, so its scrub
+        # sees the row; SQLite's write lock orders them already.
+        kept = select(_leads.c.id).where(
+            _leads.c.id.in_(sorted(fenced)),
+            _leads.c.hubspot_sync_status != SyncStatus.ERASED.value,
+        )
+        if conn.dialect.name == "postgresql":
+            kept = kept.with_for_update(read=True)
+        erased = fenced - {int(row[0]) for row in await conn.execute(kept)}
     await lead_history.append(
         conn,
         [
@@ -511,7 +526,7 @@ async def complete(
                 hubspot_id=c.hubspot_id,
             )
             for c in completions
-            if c.outcome is not None
+            if c.outcome is not None and c.lead_id not in erased
         ],
     )
     if wake_until is not None and ids:

@@ -109,12 +109,25 @@ async def test_a_request_cancels_every_lead_of_the_email_and_no_other(
     assert bea.hubspot_sync_status == SyncStatus.IN_PROGRESS
     # The batch's outcome for Ana's leads comes too late: fenced, not written.
     completions = [
-        Completion(lead.id, claim.token, SyncStatus.SYNCED, 1, now, 200, "9", now)
+        Completion(
+            lead.id,
+            claim.token,
+            SyncStatus.SYNCED,
+            1,
+            now,
+            200,
+            "9",
+            now,
+            outcome=SyncOutcome.SYNCED,
+        )
         for lead in claim.leads
     ]
     async with transaction(sessions) as session:
         written = await queue.complete(session, completions=completions, now=now)
     assert written == {ids[4]}
+    # ...and leaves no history row on the erased leads (their scrub would miss it).
+    assert await _history_rows(sessions, ids[0]) == 0
+    assert await _history_rows(sessions, ids[4]) == 1
     assert (await fetch(sessions, ids[0])).hubspot_sync_status == SyncStatus.ERASED
     # A second request reuses the open erasure.
     again = await _erase(sessions, fence, _keyed(settings_factory), email=ANA)
