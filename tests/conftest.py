@@ -158,6 +158,8 @@ def settings_factory(db_url: str) -> Callable[..., Settings]:
             "lease_seconds": 5.0,
             "hubspot_total_timeout_seconds": 3.0,
             "reconcile_interval_seconds": 0.2,
+            # One GDPR delete per erasure unless a test asks for the confirming second one.
+            "erasure_confirm_seconds": 0.0,
         }
         values.update(overrides)
         return Settings(**values)

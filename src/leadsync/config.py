@@ -274,6 +274,16 @@ class Settings(BaseSettings):
             description="a file holding LEADSYNC_ERASURE_KEY (wins over the variable)",
         ),
     ] = None
+    erasure_confirm_seconds: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=86400,
+            validation_alias=_alias("LEADSYNC_ERASURE_CONFIRM_SECONDS", "erasure_confirm_seconds"),
+            description="how long after a request a second GDPR delete follows when a write "
+            "of the address was in flight or recent (0: never)",
+        ),
+    ] = 120.0
     retention_days: Annotated[
         int | None,
         Field(

@@ -78,9 +78,11 @@ async def test_erasure_of_synced_retrying_and_in_flight_leads_leaves_nothing_beh
         retry_base_seconds=60,  # a RETRYING lead stays RETRYING for the test
         lease_seconds=30,
         hubspot_total_timeout_seconds=10,
+        erasure_confirm_seconds=3,
     )
     worker = worker_factory("worker", env)
-    settings = settings_factory(erasure_key=KEY)
+    # The request decides whether a confirming delete is needed: its process's setting counts.
+    settings = settings_factory(erasure_key=KEY, erasure_confirm_seconds=3)
     synced, retrying, in_flight = "ana@example.com", "bea@example.com", "cai@example.com"
     async with client_factory(settings) as (_app, client):
         await _started(worker)
@@ -125,6 +127,12 @@ async def test_erasure_of_synced_retrying_and_in_flight_leads_leaves_nothing_beh
         for email, erasure_id in erasures.items():
             done = await wait_for(erasure_in(sessions, erasure_id), timeout=60)
             assert done.leads_scrubbed == 1, email
+        # The write in flight at its request: a second delete confirmed the erasure once
+        # that write could no longer land (the others' last writes were seconds old).
+        confirmed = await fetch_erasure(sessions, erasures[in_flight])
+        assert confirmed.confirm_after is not None
+        assert confirmed.completed_at is not None
+        assert confirmed.completed_at >= confirmed.confirm_after
 
     # Nothing of the three is left at HubSpot, and every one went through a GDPR delete.
     left = {
@@ -178,6 +186,7 @@ async def test_a_worker_killed_in_the_middle_of_an_erasure_leaves_it_to_another(
         lease_seconds=6,
         hubspot_total_timeout_seconds=3,
         reconcile_interval_seconds=0.5,
+        erasure_confirm_seconds=0,  # one delete: this test is about the worker's death
     )
     victim = worker_factory("victim", env)
     settings = settings_factory(erasure_key=KEY)

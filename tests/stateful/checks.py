@@ -764,9 +764,9 @@ def recreated_late(
     A late write here: applied at HubSpot (200/201/207/drop), begun before the email's last
     erasure request returned, given up on by the engine (its client timed out or its worker
     died), and answered after HubSpot's last GDPR delete of the email. The send fence waits
-    for the engine's writes in flight, i.e. until the client gives up, not until HubSpot has
-    finished with them: such a write lands after the delete and brings the erased data back.
-    A known engine gap (not prevented by the fence); excused unless STATEFUL_STRICT_ERASURE.
+    for the engine's writes in flight only until the client gives up; the erasure's
+    confirming second delete is what removes such a write, so one found here is reported
+    (for the summary) and fails erased-contact.
     """
     found: dict[str, Call] = {}
     for email, request in last_erasures(asked).items():

@@ -19,7 +19,6 @@ import contextlib
 import datetime as dt
 import json
 import math
-import os
 import random
 import time
 from collections import Counter
@@ -82,11 +81,6 @@ PAUSE_CAP_ENV = "LEADSYNC_PAUSE_CAP_SECONDS"
 FEATURES = ("request-log", "inject-actions", "input-errors", "write-overlaps")
 # LEADSYNC_ERASURE_KEY of the engine and the API (an erasure keeps the email's keyed hash).
 ERASURE_KEY = "stateful-test-erasure-key-0123456789"
-# Two known engine gaps are excused and counted unless this is set to 1, when they fail the
-# example: a contact re-created by a late write after its email's GDPR delete (erased-contact,
-# checks.recreated_late), and a `fenced` history row appended to an erased lead after its
-# scrub (erased-rows, checks.check_erased_rows).
-STRICT_ERASURE_ENV = "STATEFUL_STRICT_ERASURE"
 
 
 @dataclass(frozen=True)
@@ -108,6 +102,9 @@ class Knobs:
     sandbox_rate: str = "1000/1s"
     max_inflight: int = 4
     grace: float = 0.25
+    # LEADSYNC_ERASURE_CONFIRM_SECONDS: past the latest a write the client gave up on can land
+    # (the longest injected delay, 2.5 s, from a write sent before the request).
+    erasure_confirm: float = 4.0
 
     @property
     def settle_bound(self) -> float:
@@ -115,7 +112,8 @@ class Knobs:
 
         An orphaned lease runs out (lease + poll), an account pause ends (pause cap), a lead's
         backoff ends (retry cap), a request already hanging times out (total timeout), twice
-        over for the last fault's retry, plus 3 s for the database and the event loop.
+        over for the last fault's retry, an erasure's confirming delete, plus 3 s for the
+        database and the event loop.
         """
         return (
             self.lease
@@ -123,6 +121,7 @@ class Knobs:
             + self.pause_cap
             + 2 * self.retry_cap
             + 2 * self.total_timeout
+            + self.erasure_confirm
             + 3.0
         )
 
@@ -266,9 +265,9 @@ class Example:
     excused_overlaps: int = 0
     late: frozenset[str] = frozenset()
     # Erased emails whose contact a write the engine had given up on re-created after the
-    # GDPR delete (checks.recreated_late): a known engine gap, excused unless strict.
+    # first GDPR delete (checks.recreated_late): the confirming delete must remove it again.
     recreated: frozenset[str] = frozenset()
-    # Scrubbed leads left with a `fenced` history row (known engine gap, excused unless strict).
+    # Scrubbed leads left with a `fenced` history row (erased-rows fails on any).
     fenced_left: int = 0
     requests: int = 0
     bound: int = 0
@@ -338,6 +337,7 @@ class SyncSystem:
             "reconcile_after_seconds": 3600.0,  # reconciliation must not hide FAILED leads
             "batch_size": plan.batch_size if plan is not None else 100,
             "erasure_key": ERASURE_KEY,
+            "erasure_confirm_seconds": knobs.erasure_confirm,
         }
         # Unknown keys are ignored by Settings (extra="ignore"): on an engine without the
         # pause cap this is a no-op, and the test reports the missing knob by name.
@@ -724,11 +724,6 @@ class SyncSystem:
             else checks.recreated_late(server_log, engine_log, ex.erasures, deletions)
         )
         ex.recreated = frozenset(recreated)
-        strict = os.environ.get(STRICT_ERASURE_ENV) == "1"
-        excused = frozenset() if strict else ex.recreated
-        # A late write of erased data that landed after a new consent's write also decides the
-        # contact's values: newest-wins is not checked for those emails either (unless strict).
-        late = late | excused
         for email, entry in recreated.items():
             ex.note(f"{email}: contact re-created by a late {entry.endpoint} {entry.line(ex.t0)}")
         violations += checks.check_contacts(leads, contacts, refused=REFUSED, late=late)
@@ -736,12 +731,12 @@ class SyncSystem:
         hashes = {email: email_hash(ERASURE_KEY.encode(), email) for email in POOL}
         violations += checks.check_erasures_complete(ex.erasures, rows, deletions)
         violations += checks.check_erased_rows(
-            erased, ex.erasures, rows, hashes, excuse_fenced=not strict
+            erased, ex.erasures, rows, hashes, excuse_fenced=False
         )
         ex.fenced_left = sum(1 for lead in erased if lead.scrubbed and lead.fenced_history)
         violations += checks.check_no_write_after_erasure(log, ex.erasures, rows, t0=ex.t0)
         violations += checks.check_erased_contacts(
-            leads, all_contacts, ex.erasures, refused=REFUSED, excused=excused
+            leads, all_contacts, ex.erasures, refused=REFUSED, excused=frozenset()
         )
         violations += list(ex.failed_early.values())
         violations += list(ex.stale.values())

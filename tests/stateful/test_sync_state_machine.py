@@ -43,12 +43,11 @@ invariants of tests/stateful/checks.py, tagged in the failure report:
   erased-contact  an erased email has no contact after settle unless a live lead of it exists
                   (a new consent): then exactly one, holding only values of its live leads
 
-Two known engine gaps are excused, and counted in the summary line, unless
-STATEFUL_STRICT_ERASURE=1 (then they fail as erased-contact and erased-rows):
-- a write the engine gave up on (client timeout, crash) that HubSpot applies after the GDPR
-  delete re-creates the erased contact: the send fence waits for the client, not for HubSpot;
-- a `fenced` history row that a worker appends for its outcome fenced out by the erasure,
-  committed after the erasure's scrub deleted the lead's history.
+Two engine gaps this test found are closed, and it fails on either (erased-contact,
+erased-rows): a write the engine gave up on (client timeout, crash) that HubSpot applies after
+the GDPR delete re-creates the contact, which the erasure's confirming second delete
+(LEADSYNC_ERASURE_CONFIRM_SECONDS) removes; and a `fenced` history row appended to an erased
+lead after its scrub, which store/queue.py no longer writes.
   failed-early    FAILED only after the last attempt or a permanent error (sampled)
   stale-lease     never IN_PROGRESS longer than lease + poll past the lease (sampled)
   write-overlaps  the sandbox saw no write of an email while another was in progress
@@ -84,7 +83,7 @@ from hypothesis.stateful import (
 from leadsync.config import Settings
 from leadsync.sandbox import RunningSandbox
 from tests.helpers import ClientFactory
-from tests.stateful.harness import STRICT_ERASURE_ENV, Knobs, SyncSystem
+from tests.stateful.harness import Knobs, SyncSystem
 from tests.stateful.specs import (
     POOL,
     Casing,
@@ -209,10 +208,9 @@ def _summary(system: SyncSystem, seconds: float) -> str:
         f"max {max(settles, default=0):.2f}s; violations {dict(tags) or 'none'}; excused: "
         f"{sum(ex.excused_overlaps for ex, _ in done)} overlaps behind abandoned writes, "
         f"{sum(len(ex.late) for ex, _ in done)} emails last written late, "
-        f"known engine gaps ({STRICT_ERASURE_ENV}=1 fails them): "
         f"{sum(len(ex.recreated) for ex, _ in done)} erased contacts re-created by a late "
-        f"write, {sum(ex.fenced_left for ex, _ in done)} scrubbed leads left with a fenced "
-        f"history row; requests/bound "
+        f"write after the last delete, {sum(ex.fenced_left for ex, _ in done)} scrubbed leads "
+        f"left with a fenced history row; requests/bound "
         f"max {max((ex.requests / ex.bound for ex, _ in done if ex.bound), default=0):.2f}"
         + (f"; skipped (sandbox lacks them) {dict(skipped)}" if skipped else "")
     )

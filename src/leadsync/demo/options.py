@@ -94,6 +94,8 @@ def demo_settings(
         hubspot_total_timeout_seconds=4.0,
         internal_token=SecretStr(internal_token),
         erasure_key=SecretStr(erasure_key),
+        # Past the 4 s a write may last: a second delete then catches a write that landed late.
+        erasure_confirm_seconds=5.0,
         log_level="WARNING",
         poll_interval_seconds=0.2,
         lease_seconds=10.0,

@@ -51,6 +51,7 @@ class ErasureOutcome(StrEnum):
     FAILED = "failed"
     RATE_LIMITED = "rate_limited"
     AUTH_PAUSED = "auth_paused"
+    CONFIRMING = "confirming"  # deleted; a second delete follows (docs/privacy.md)
     RELEASED = "released"  # never sent: the gate is paused
     FENCED = "fenced"  # another worker took it over meanwhile: its outcome counts
 
@@ -118,6 +119,22 @@ class Eraser:
             return
         await self._gate.observe(info)
         await self._gate.write_succeeded()
+        now = utcnow()
+        if erasure.confirm_after is not None and now < erasure.confirm_after:
+            # A write of the address may still land at HubSpot: delete again once it cannot.
+            async with transaction(self._sessions) as session:
+                kept = await privacy.record_erasure_attempt(
+                    session,
+                    erasure_id=erasure.id,
+                    token=erasure.token,
+                    status=ErasureStatus.CONFIRMING,
+                    now=now,
+                    next_attempt_at=erasure.confirm_after,
+                    http_status=204,
+                    deleted_at=now,
+                )
+            self._report(erasure, ErasureOutcome.CONFIRMING if kept else ErasureOutcome.FENCED)
+            return
         async with transaction(self._sessions) as session:
             scrubbed = await privacy.complete_erasure(
                 session, erasure_id=erasure.id, token=erasure.token, http_status=204, now=utcnow()
@@ -185,6 +202,8 @@ class Eraser:
         ends (a credential pause: as soon as the gate lets calls through again)."""
         now = utcnow()
         status = ErasureStatus.RETRYING if erasure.attempts > 1 else ErasureStatus.REQUESTED
+        if erasure.deleted_at is not None:
+            status = ErasureStatus.CONFIRMING
         async with transaction(self._sessions) as session:
             await privacy.record_erasure_attempt(
                 session,
@@ -242,4 +261,11 @@ class Eraser:
             self._on_outcome(outcome)
 
 
-_QUIET = frozenset({ErasureOutcome.COMPLETED, ErasureOutcome.RELEASED, ErasureOutcome.FENCED})
+_QUIET = frozenset(
+    {
+        ErasureOutcome.COMPLETED,
+        ErasureOutcome.CONFIRMING,
+        ErasureOutcome.RELEASED,
+        ErasureOutcome.FENCED,
+    }
+)

@@ -84,14 +84,39 @@ async def _open_erasure(session: AsyncSession, *, hashed: str) -> Erasure | None
 
 
 async def request_erasure(
-    session: AsyncSession, *, email: str, hashed: str, requested_by: str, now: dt.datetime
+    session: AsyncSession,
+    *,
+    email: str,
+    hashed: str,
+    requested_by: str,
+    now: dt.datetime,
+    confirm_seconds: float = 0.0,
 ) -> ErasureRequest:
     """Record an erasure of `email` and cancel every lead of it, in the caller's transaction.
 
     Every lead of the email becomes ERASED, whatever its state: it is never claimed, renewed
     or sent again, and a write in flight under its old lease is fenced out. An open erasure
     of the same email is reused (a FAILED one is armed again): one email, one open erasure.
+
+    If a lead of the email is being written or was written in the last `confirm_seconds`,
+    HubSpot may still apply that write after the GDPR delete (a write the client gave up on
+    can land late): the erasure then confirms with a second delete at `confirm_after`.
     """
+    confirm_after = None
+    if confirm_seconds > 0:
+        recent = (
+            select(Lead.id)
+            .where(
+                Lead.email == email,
+                or_(
+                    Lead.hubspot_sync_status == SyncStatus.IN_PROGRESS.value,
+                    Lead.last_hubspot_attempt_at >= now - dt.timedelta(seconds=confirm_seconds),
+                ),
+            )
+            .limit(1)
+        )
+        if (await session.execute(recent)).first() is not None:
+            confirm_after = now + dt.timedelta(seconds=confirm_seconds)
     cancelled = await session.execute(
         update(Lead)
         .where(Lead.email == email, Lead.hubspot_sync_status != SyncStatus.ERASED.value)
@@ -113,6 +138,8 @@ async def request_erasure(
             existing.status = ErasureStatus.REQUESTED.value
             existing.next_attempt_at = now
             existing.attempts = 0
+        if confirm_after is not None:
+            existing.confirm_after = max(existing.confirm_after or confirm_after, confirm_after)
         await session.flush()
         return ErasureRequest(existing, created=False, cancelled=count)
     erasure = Erasure(
@@ -125,6 +152,7 @@ async def request_erasure(
         attempts=0,
         next_attempt_at=now,
         leads_cancelled=count,
+        confirm_after=confirm_after,
     )
     session.add(erasure)
     await session.flush()
@@ -152,6 +180,8 @@ class ClaimedErasure:
     email: str
     attempts: int
     token: str
+    deleted_at: dt.datetime | None = None  # HubSpot already deleted it once (CONFIRMING)
+    confirm_after: dt.datetime | None = None  # a delete before this time needs another
 
 
 async def has_due_erasure(session: AsyncSession, *, now: dt.datetime) -> bool:
@@ -188,12 +218,14 @@ async def claim_erasures(
             next_attempt_at=expires,
             updated_at=now,
         )
-        .returning(Erasure.id, Erasure.email, Erasure.attempts)
+        .returning(
+            Erasure.id, Erasure.email, Erasure.attempts, Erasure.deleted_at, Erasure.confirm_after
+        )
         .execution_options(synchronize_session=False)
     )
     return [
-        ClaimedErasure(int(erasure_id), str(email), int(attempts), token)
-        for erasure_id, email, attempts in rows.all()
+        ClaimedErasure(int(erasure_id), str(email), int(attempts), token, deleted, confirm)
+        for erasure_id, email, attempts, deleted, confirm in rows.all()
     ]
 
 
@@ -208,9 +240,11 @@ async def record_erasure_attempt(
     http_status: int | None = None,
     error: str | None = None,
     counted: bool = True,
+    deleted_at: dt.datetime | None = None,
 ) -> bool:
-    """Record a GDPR delete that did not complete: RETRYING, FAILED, or back to REQUESTED
-    (never sent: `counted=False` gives the attempt back). Fenced by the token."""
+    """Record a GDPR delete that did not complete: RETRYING, FAILED, CONFIRMING (deleted once,
+    `deleted_at`), or back to REQUESTED (never sent: `counted=False` gives the attempt back).
+    Fenced by the token."""
     values: dict[str, Any] = {
         "status": status.value,
         "next_attempt_at": next_attempt_at,
@@ -218,6 +252,8 @@ async def record_erasure_attempt(
         "lease_expires_at": None,
         "updated_at": now,
     }
+    if deleted_at is not None:
+        values["deleted_at"] = func.coalesce(Erasure.deleted_at, deleted_at)
     if counted:
         values |= {"http_status": http_status, "error": error}
     else:

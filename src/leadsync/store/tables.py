@@ -243,12 +243,20 @@ class ErasureStatus(StrEnum):
     REQUESTED = "REQUESTED"  # accepted: the email's leads are cancelled; HubSpot is next
     IN_HUBSPOT = "IN_HUBSPOT"  # a worker holds it: the GDPR delete call is in flight
     RETRYING = "RETRYING"  # HubSpot answered with a transient error: tried again later
+    # HubSpot deleted the contact, but a write of the address was in flight or recent at the
+    # request: HubSpot may still apply it, so a second delete follows at `confirm_after`.
+    CONFIRMING = "CONFIRMING"
     COMPLETED = "COMPLETED"  # HubSpot deleted the contact and the rows are scrubbed
     FAILED = "FAILED"  # HubSpot refused it for good: an operator retries it
 
 
 # Erasures a worker takes (IN_HUBSPOT only once its lease has expired).
-DUE_ERASURES: Final = (ErasureStatus.REQUESTED, ErasureStatus.RETRYING, ErasureStatus.IN_HUBSPOT)
+DUE_ERASURES: Final = (
+    ErasureStatus.REQUESTED,
+    ErasureStatus.RETRYING,
+    ErasureStatus.CONFIRMING,
+    ErasureStatus.IN_HUBSPOT,
+)
 # Until an erasure is COMPLETED, new leads of its email wait (they are a new consent, synced
 # after the GDPR delete, never deleted by it).
 OPEN_ERASURE_SQL: Final = f"status <> '{ErasureStatus.COMPLETED.value}'"
@@ -280,6 +288,10 @@ class Erasure(Base):
     lease_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     http_status: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+    # The first GDPR delete HubSpot answered 204, and when the confirming one is due (set when
+    # a write of the address was in flight or recent at the request; docs/privacy.md).
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    confirm_after: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     leads_cancelled: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     leads_scrubbed: Mapped[int | None] = mapped_column(Integer)
     # The first lead of the same email stored after the request: the person came back.

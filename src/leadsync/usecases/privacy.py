@@ -89,8 +89,10 @@ class ErasureOut(BaseModel):
     id: int
     status: ErasureStatus = Field(
         description="REQUESTED (leads cancelled, HubSpot next), IN_HUBSPOT (the GDPR delete "
-        "is in flight), RETRYING (HubSpot failed transiently), COMPLETED, FAILED (HubSpot "
-        "refused: `error` says why; an operator retries it)."
+        "is in flight), RETRYING (HubSpot failed transiently), CONFIRMING (deleted; a write "
+        "of the address was in flight or recent, so a second delete follows at "
+        "`confirm_after`), COMPLETED, FAILED (HubSpot refused: `error` says why; an operator "
+        "retries it)."
     )
     requested_at: dt.datetime
     requested_by: str
@@ -100,6 +102,13 @@ class ErasureOut(BaseModel):
     next_attempt_at: dt.datetime | None
     http_status: int | None = Field(description="HubSpot's last answer.")
     error: str | None = Field(description="HubSpot's reason for the last failure.")
+    deleted_at: dt.datetime | None = Field(
+        default=None, description="When HubSpot first answered the GDPR delete with 204."
+    )
+    confirm_after: dt.datetime | None = Field(
+        default=None,
+        description="When the confirming second delete is due (null: one delete is enough).",
+    )
     leads_cancelled: int = Field(description="Leads of the address the request cancelled.")
     leads_scrubbed: int | None = Field(description="Leads whose personal fields were removed.")
     returned_at: dt.datetime | None = Field(
@@ -149,7 +158,12 @@ async def request_erasure(
     hashed = _hash(settings, email)
     async with fence.erasing() as session:
         done = await privacy.request_erasure(
-            session, email=email, hashed=hashed, requested_by=requested_by, now=utcnow()
+            session,
+            email=email,
+            hashed=hashed,
+            requested_by=requested_by,
+            now=utcnow(),
+            confirm_seconds=settings.erasure_confirm_seconds,
         )
         out = ErasureOut.model_validate(done.erasure)
     return ErasureAccepted(**out.model_dump(), created=done.created)

@@ -309,6 +309,39 @@ async def test_an_answer_lost_after_hubspot_applied_the_delete_ends_in_one_compl
     assert await hubspot.contacts() == []
 
 
+async def test_a_write_that_lands_after_the_delete_is_deleted_again(
+    sessions: Sessions,
+    fence: SendFence,
+    sandbox_settings: Callable[..., Settings],
+    hubspot: SandboxHubSpot,
+) -> None:
+    # The client gives up on the write after 0.5 s; HubSpot applies it at 1.5 s, after the
+    # first GDPR delete. The erasure, requested right after the timeout, confirms at 2.5 s.
+    settings = sandbox_settings(
+        erasure_key=KEY,
+        erasure_confirm_seconds=2.5,
+        hubspot_total_timeout_seconds=0.5,
+        retry_base_seconds=30,
+    )
+    await hubspot.inject(action="delay", delay_ms=1500, endpoints=["batch_upsert"])
+    outcomes: list[ErasureOutcome] = []
+    async with _worker(settings, sessions, outcomes):
+        lead_id = await new_lead(sessions, email=ANA)
+        await wait_for(status_of(sessions, lead_id, "RETRYING"))  # the client gave up
+        accepted = await _erase(sessions, fence, settings)
+        assert accepted.confirm_after is not None
+        erasure = await wait_for(erasure_in(sessions, accepted.id), timeout=15)
+
+    assert outcomes == [ErasureOutcome.CONFIRMING, ErasureOutcome.COMPLETED]
+    assert erasure.deleted_at is not None
+    assert erasure.completed_at is not None
+    assert erasure.completed_at >= accepted.confirm_after
+    deletions = await hubspot.gdpr_deletions()
+    assert len(deletions) == 2
+    assert deletions[1]["deleted_contact_id"] is not None  # the late write had re-created it
+    assert await hubspot.contacts() == []
+
+
 async def test_retention_scrubs_old_finished_leads_in_bounded_batches(
     sessions: Sessions, settings_factory: Callable[..., Settings]
 ) -> None:

@@ -61,6 +61,8 @@ def upgrade() -> None:
         sa.Column("lease_expires_at", UTCDateTime()),
         sa.Column("http_status", sa.Integer()),
         sa.Column("error", sa.Text()),
+        sa.Column("deleted_at", UTCDateTime()),
+        sa.Column("confirm_after", UTCDateTime()),
         sa.Column("leads_cancelled", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("leads_scrubbed", sa.Integer()),
         sa.Column("returned_at", UTCDateTime()),
