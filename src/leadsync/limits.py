@@ -7,7 +7,7 @@ from typing import Final
 # Lead ids are PostgreSQL BIGINTs: 1 to 2**63 - 1.
 MAX_ID: Final = 2**63 - 1
 
-# GET /internal/leads?limit=
+# GET /internal/leads?limit= and /internal/erasures?limit=
 DEFAULT_PAGE_SIZE: Final = 50
 MAX_PAGE_SIZE: Final = 500
 

@@ -24,7 +24,6 @@ from leadsync.usecases.schemas import LeadWithHistory
 
 # Who asked, as the erasure records it.
 Requester = Literal["api", "cli", "console"]
-MAX_ERASURE_PAGE = 500
 
 
 class ErasureKeyMissing(Exception):

@@ -10,11 +10,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
-from leadsync.limits import MAX_ID
+from leadsync.limits import MAX_ID, MAX_PAGE_SIZE
 from leadsync.store.tables import ErasureStatus
 from leadsync.usecases import privacy
 from leadsync.usecases.privacy import (
-    MAX_ERASURE_PAGE,
     EmailIn,
     ErasureAccepted,
     ErasureOut,
@@ -112,7 +111,7 @@ async def list_erasures_route(
     ] = None,
     limit: Annotated[
         int,
-        Query(ge=1, le=MAX_ERASURE_PAGE, description=f"Page size, 1 to {MAX_ERASURE_PAGE}."),
+        Query(ge=1, le=MAX_PAGE_SIZE, description=f"Page size, 1 to {MAX_PAGE_SIZE}."),
         Digits,
     ] = DEFAULT_ERASURE_PAGE,
     after: Annotated[
