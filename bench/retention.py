@@ -5,7 +5,7 @@ One scratch PostgreSQL database holds the million old SYNCED leads throughout. T
 measured twice on it, each time with a fresh backlog of PENDING leads: first with retention
 unset, then with LEADSYNC_RETENTION_DAYS=30 and a 1 s reconciliation interval, so the
 worker's privacy loop scrubs old leads (1,000 per transaction, 50 per pass) for the whole
-drain (paced: each transaction is followed by a rest three times its length). Each scenario
+drain (paced: each transaction is followed by a rest nine times its length). Each scenario
 runs at the real budget (the sandbox enforcing 190/10s) and unthrottled.
 Prints contacts/s, the ratio, and how many old leads were scrubbed meanwhile.
 
@@ -148,52 +148,56 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="Do not update RESULTS.md.")
     args = parser.parse_args()
     rows = []
-    with scratch_postgres("retention") as url:
-        migrate(url)
-        started = time.monotonic()
-        asyncio.run(
-            insert_leads(url, count=args.old, status=SyncStatus.SYNCED, created_at=OLD, tag="old")
-        )
-        log(f"{args.old:,} old leads loaded in {time.monotonic() - started:.0f} s")
-        for name, sandbox_args, budget in (
-            ("budget", ["--rate-limit", LIMIT], LIMIT),
-            ("unthrottled", ["--rate-limit", "none"], "1000000/10s"),
-        ):
-            with sandbox(*sandbox_args) as hub:
-                without, _ = drain(
-                    url,
-                    hub_url=hub.url,
-                    budget=budget,
-                    backlog=args.backlog,
-                    retention=False,
-                    label=f"{name}-off",
-                )
-                with_it, during = drain(
-                    url,
-                    hub_url=hub.url,
-                    budget=budget,
-                    backlog=args.backlog,
-                    retention=True,
-                    label=f"{name}-on",
-                )
-            rows.append(
-                (
-                    name,
-                    args.backlog,
-                    f"{without:,.0f}",
-                    f"{with_it:,.0f}",
-                    f"{with_it / without:.2f}",
-                    f"{during:,}",
+    left = 0
+    # One database per sandbox: the gate keeps the rate limit HubSpot last reported (the
+    # throttled sandbox's 190/10s), which would bind an unthrottled run on the same database.
+    for name, sandbox_args, budget in (
+        ("budget", ["--rate-limit", LIMIT], LIMIT),
+        ("unthrottled", ["--rate-limit", "none"], "1000000/10s"),
+    ):
+        with scratch_postgres(f"retention_{name}") as url, sandbox(*sandbox_args) as hub:
+            migrate(url)
+            started = time.monotonic()
+            asyncio.run(
+                insert_leads(
+                    url, count=args.old, status=SyncStatus.SYNCED, created_at=OLD, tag="old"
                 )
             )
-        left = args.old - asyncio.run(scrubbed(url))
+            log(f"{args.old:,} old leads loaded in {time.monotonic() - started:.0f} s")
+            without, _ = drain(
+                url,
+                hub_url=hub.url,
+                budget=budget,
+                backlog=args.backlog,
+                retention=False,
+                label=f"{name}-off",
+            )
+            with_it, during = drain(
+                url,
+                hub_url=hub.url,
+                budget=budget,
+                backlog=args.backlog,
+                retention=True,
+                label=f"{name}-on",
+            )
+            left = args.old - asyncio.run(scrubbed(url))
+        rows.append(
+            (
+                name,
+                args.backlog,
+                f"{without:,.0f}",
+                f"{with_it:,.0f}",
+                f"{with_it / without:.2f}",
+                f"{during:,}",
+            )
+        )
     body = "\n".join(
         [
             f"{args.old:,} old SYNCED leads; each drain is {args.backlog:,} new PENDING leads "
             "and one worker. With retention, LEADSYNC_RETENTION_DAYS=30 and a 1 s "
             "reconciliation interval "
             "keep the privacy loop scrubbing old leads for the whole drain (1,000 per "
-            "transaction, 50 per pass, each transaction followed by a rest of three times its "
+            "transaction, 50 per pass, each transaction followed by a rest of nine times its "
             f"length). Goal: ratio >= {GOAL_RATIO}.",
             "",
             table(
@@ -208,7 +212,8 @@ def main() -> None:
                 rows,
             ),
             "",
-            f"Old leads still holding personal data at the end: {left:,}.",
+            f"Old leads still holding personal data at the end of the unthrottled run: {left:,} "
+            "(retention goes on after the drain, at its paced rate).",
         ]
     )
     print(body)

@@ -49,11 +49,11 @@ FORGET_WORKERS_AFTER = dt.timedelta(days=1)
 # LEADSYNC_RETENTION_DAYS is applied in transactions of this many leads, at most
 # RETENTION_BATCHES of them per reconciliation pass, beside the sync and paced so as not to
 # be in its way: after each transaction the pass rests for (1 / RETENTION_DUTY - 1) times
-# what the transaction took, so it uses at most a quarter of one connection's time
+# what the transaction took, so it uses at most a tenth of one connection's time
 # (bench/retention.py measures the drain with and without it).
 RETENTION_BATCH_ROWS = 1000
 RETENTION_BATCHES = 50
-RETENTION_DUTY = 0.25
+RETENTION_DUTY = 0.1
 
 
 def new_worker_id(host: str, pid: int) -> str:
