@@ -110,12 +110,22 @@ async def leads_store(database_url: str) -> AsyncIterator[async_sessionmaker[Asy
         await engine.dispose()
 
 
-async def insert_backlog(database_url: str, *, count: int, status: str = "PENDING") -> None:
-    """Insert `count` leads quickly with COPY (unique emails, due now), through the store."""
-    now = dt.datetime.now(dt.UTC)
+async def insert_backlog(
+    database_url: str,
+    *,
+    count: int,
+    status: str = "PENDING",
+    created_at: dt.datetime | None = None,
+    tag: str | None = None,
+) -> None:
+    """Insert `count` leads quickly with COPY (unique emails, due now), through the store.
+
+    `created_at`: their creation time (default now); `tag`: what makes their emails unique
+    (default the status and the process id: give another one to load twice in one run)."""
+    now = created_at or dt.datetime.now(dt.UTC)
     state = SyncStatus(status)
     synced = state is SyncStatus.SYNCED
-    tag = f"{status.lower()}{os.getpid()}"
+    tag = tag or f"{status.lower()}{os.getpid()}"
     chunk = 50_000
     async with leads_store(database_url) as sessions:
         for start in range(0, count, chunk):
@@ -125,6 +135,7 @@ async def insert_backlog(database_url: str, *, count: int, status: str = "PENDIN
                         "email": f"{tag}.{i}@bench.example",
                         "firstname": "Bench",
                         "lastname": f"Lead {i}",
+                        "phone": "+34 600 000 000",
                     },
                     created_at=now,
                     status=state,
@@ -136,6 +147,8 @@ async def insert_backlog(database_url: str, *, count: int, status: str = "PENDIN
             ]
             async with transaction(sessions) as session:
                 await load_leads(session, loads)
+            if count > chunk:
+                log(f"  loaded {min(count, start + chunk):,}/{count:,} {status} leads")
         # Committed: statistics written in a transaction that rolls back are lost, and the
         # planner then reads a 20,000-row backlog as ~100 rows (bitmap scan + sort per claim).
         async with transaction(sessions) as session:

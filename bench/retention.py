@@ -27,6 +27,7 @@ from sqlalchemy import func, select, text
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     LEADSYNC,
+    insert_backlog,
     leads_store,
     log,
     migrate,
@@ -38,42 +39,11 @@ from common import (
     table,
     write_results,
 )
-from leadsync.store.bulk import LeadLoad, load_leads
-from leadsync.store.db import transaction
-from leadsync.store.tables import UNFINISHED_SQL, Lead, SyncStatus
+from leadsync.store.tables import UNFINISHED_SQL, Lead
 
 LIMIT = "190/10s"
 GOAL_RATIO = 0.9
 OLD = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
-
-
-async def insert_leads(
-    url: str, *, count: int, status: SyncStatus, created_at: dt.datetime, tag: str
-) -> None:
-    """COPY `count` leads in chunks, then ANALYZE (committed, so the planner sees them)."""
-    chunk = 50_000
-    async with leads_store(url) as sessions:
-        for start in range(0, count, chunk):
-            loads = [
-                LeadLoad(
-                    fields={
-                        "email": f"{tag}.{i}@bench.example",
-                        "firstname": "Bench",
-                        "phone": "+34 600 000 000",
-                    },
-                    created_at=created_at,
-                    status=status,
-                    synced_at=OLD if status is SyncStatus.SYNCED else None,
-                    hubspot_id="1" if status is SyncStatus.SYNCED else None,
-                )
-                for i in range(start, min(count, start + chunk))
-            ]
-            async with transaction(sessions) as session:
-                await load_leads(session, loads)
-            if count > chunk:
-                log(f"  loaded {min(count, start + chunk):,}/{count:,} {status.value} leads")
-        async with transaction(sessions) as session:
-            await session.execute(text("ANALYZE leads"))
 
 
 async def scrubbed(url: str) -> int:
@@ -88,15 +58,7 @@ def drain(
     url: str, *, hub_url: str, budget: str, backlog: int, retention: bool, label: str
 ) -> tuple[float, int]:
     """Drain a new backlog with one worker; return (contacts/s, old leads scrubbed meanwhile)."""
-    asyncio.run(
-        insert_leads(
-            url,
-            count=backlog,
-            status=SyncStatus.PENDING,
-            created_at=dt.datetime.now(dt.UTC),
-            tag=label,
-        )
-    )
+    asyncio.run(insert_backlog(url, count=backlog, tag=label))
     before = asyncio.run(scrubbed(url))
     extra = (
         {"LEADSYNC_RETENTION_DAYS": "30", "LEADSYNC_RECONCILE_INTERVAL_SECONDS": "1"}
@@ -159,9 +121,7 @@ def main() -> None:
             migrate(url)
             started = time.monotonic()
             asyncio.run(
-                insert_leads(
-                    url, count=args.old, status=SyncStatus.SYNCED, created_at=OLD, tag="old"
-                )
+                insert_backlog(url, count=args.old, status="SYNCED", created_at=OLD, tag="old")
             )
             log(f"{args.old:,} old leads loaded in {time.monotonic() - started:.0f} s")
             without, _ = drain(

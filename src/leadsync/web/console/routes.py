@@ -269,6 +269,23 @@ async def _posted(request: Request) -> tuple[Session, dict[str, list[str]]] | Re
     return session, form
 
 
+async def _posted_for(
+    request: Request, raw_id: str, *, what: str, missing: str
+) -> tuple[Session, int] | Response:
+    """The POST guard of a button on one row (`/<things>/{id}/<action>`): the session and the
+    row's id; an id that is not one is a 404 titled `missing`."""
+    posted = await _posted(request)
+    if isinstance(posted, Response):
+        return posted
+    session, _form_values = posted
+    try:
+        number = _digits(raw_id, what)
+    except BadInput as exc:
+        return problem(request, 404, missing, str(exc), session=session)
+    assert number is not None
+    return session, number
+
+
 class BadInput(ValueError):
     """A parameter the console cannot use; its message is shown on a 400 page."""
 
@@ -606,15 +623,10 @@ async def lead_page(request: Request, lead_id: str) -> Response:
 @router.post("/leads/{lead_id}/resync")
 async def lead_resync(request: Request, lead_id: str) -> Response:
     """Requeue one FAILED lead."""
-    posted = await _posted(request)
+    posted = await _posted_for(request, lead_id, what="lead id", missing="No such lead")
     if isinstance(posted, Response):
         return posted
-    session, _form_values = posted
-    try:
-        number = _digits(lead_id, "lead id")
-    except BadInput as exc:
-        return problem(request, 404, "No such lead", str(exc), session=session)
-    assert number is not None
+    session, number = posted
     ctx = _ctx(request)
     requeued = await console.resync(
         ctx.sessions, flt=FailedFilter(), actor=session.actor, lead_ids=[number]
@@ -836,15 +848,10 @@ async def erasure_request(request: Request) -> Response:
 @router.post("/erasures/{erasure_id}/retry")
 async def erasure_retry(request: Request, erasure_id: str) -> Response:
     """Retry a FAILED erasure."""
-    posted = await _posted(request)
+    posted = await _posted_for(request, erasure_id, what="erasure id", missing="No such erasure")
     if isinstance(posted, Response):
         return posted
-    session, _form_values = posted
-    try:
-        number = _digits(erasure_id, "erasure id")
-    except BadInput as exc:
-        return problem(request, 404, "No such erasure", str(exc), session=session)
-    assert number is not None
+    session, number = posted
     ctx = _ctx(request)
     try:
         retried = await privacy.retry_erasure(ctx.sessions, erasure_id=number)
