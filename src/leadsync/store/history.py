@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 from sqlalchemy import (
     ARRAY,
     BigInteger,
@@ -32,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.types import TypeEngine
 
+from leadsync.store.pgdirect import Direct
 from leadsync.store.tables import HISTORY_ERROR_CHARS, LeadSyncAttempt, SyncOutcome
 
 _history: Table = LeadSyncAttempt.__table__  # type: ignore[assignment]
@@ -59,6 +61,7 @@ _ROWS = (
 _APPEND_UNNEST = insert(_history).from_select(_NAMES, select(*(_ROWS.c[name] for name in _NAMES)))
 # SQLite: one INSERT executed for every row (SQLAlchemy sends it as multi-row VALUES).
 _APPEND = insert(_history)
+_APPEND_DIRECT = Direct.of(_APPEND_UNNEST)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,15 @@ async def append(conn: AsyncSession | AsyncConnection, attempts: Sequence[Attemp
         await conn.execute(_APPEND_UNNEST, arrays)
     else:
         await conn.execute(_APPEND, rows)
+
+
+async def append_direct(driver: asyncpg.Connection, attempts: Sequence[Attempt]) -> None:
+    """`append` on PostgreSQL through asyncpg directly (store/pgdirect.py), in its transaction."""
+    if not attempts:
+        return
+    rows = [attempt.row() for attempt in attempts]
+    arrays = {f"h_{name}": [row[name] for row in rows] for name in _NAMES}
+    await driver.execute(_APPEND_DIRECT.sql, *_APPEND_DIRECT.args(arrays))
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,9 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    all_,
     and_,
+    any_,
     bindparam,
     case,
     cast,
@@ -35,11 +37,13 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.types import TypeEngine
 
 from leadsync.store import history as lead_history
+from leadsync.store import pgdirect
 from leadsync.store.history import Attempt
+from leadsync.store.pgdirect import Direct
 from leadsync.store.tables import (
     LEAD_FIELDS,
     OPEN_ERASURE_SQL,
@@ -478,59 +482,134 @@ async def complete(
         return set()
     conn = await session.connection()
     if conn.dialect.name == "postgresql":
-        rows = [_outcome_row(c) for c in completions]
-        arrays = {f"v_{name}": [row[name] for row in rows] for name, _ in _OUTCOME_FIELDS}
-        written = await conn.execute(_COMPLETE_UNNEST, {**arrays, "now": now})
-        ids = {int(row[0]) for row in written}
-    else:
-        # SQLite: the transaction holds the only write lock (BEGIN IMMEDIATE), so the rows
-        # still leased to us now are exactly the rows the executemany below will change.
-        tokens = {c.lead_id: c.lease_token for c in completions}
-        leased = await conn.execute(
-            select(_leads.c.id, _leads.c.hubspot_lease_token).where(_leads.c.id.in_(list(tokens)))
+        return await _complete_direct(
+            conn,
+            completions=completions,
+            now=now,
+            wake_until=wake_until,
+            worker_id=worker_id,
+            duration_ms=duration_ms,
         )
-        ids = {int(lead_id) for lead_id, token in leased if token == tokens[lead_id]}
-        params = [
-            {**{f"b_{name}": value for name, value in _outcome_row(c).items()}, "now": now}
-            for c in completions
-            if c.lead_id in ids
-        ]
-        if params:
-            await conn.execute(_COMPLETE, params)
-    fenced = {c.lead_id for c in completions if c.lead_id not in ids and c.outcome is not None}
+    # SQLite: the transaction holds the only write lock (BEGIN IMMEDIATE), so the rows still
+    # leased to us now are exactly the rows the executemany below will change.
+    tokens = {c.lead_id: c.lease_token for c in completions}
+    leased = await conn.execute(
+        select(_leads.c.id, _leads.c.hubspot_lease_token).where(_leads.c.id.in_(list(tokens)))
+    )
+    ids = {int(lead_id) for lead_id, token in leased if token == tokens[lead_id]}
+    params = [
+        {**{f"b_{name}": value for name, value in _outcome_row(c).items()}, "now": now}
+        for c in completions
+        if c.lead_id in ids
+    ]
+    if params:
+        await conn.execute(_COMPLETE, params)
+    # No history for a lead being erased: its scrub deletes its history, and a row written
+    # after that would keep HubSpot's text about the person (SQLite's write lock orders the
+    # two transactions).
+    fenced = _fenced(completions, ids)
     erased: set[int] = set()
     if fenced:
-        # No history for a lead being erased: its scrub deletes its history, and a row written
-        # after that would keep HubSpot's text about the person. FOR SHARE on PostgreSQL: an
-        # erasure that has not cancelled the lead yet waits for this transaction, so its scrub
-        # sees the row; SQLite's write lock orders them already.
-        kept = select(_leads.c.id).where(
-            _leads.c.id.in_(sorted(fenced)),
-            _leads.c.hubspot_sync_status != SyncStatus.ERASED.value,
-        )
-        if conn.dialect.name == "postgresql":
-            kept = kept.with_for_update(read=True)
-        erased = fenced - {int(row[0]) for row in await conn.execute(kept)}
+        kept = await conn.execute(_kept_of(sorted(fenced)))
+        erased = fenced - {int(row[0]) for row in kept}
     await lead_history.append(
-        conn,
-        [
-            Attempt(
-                lead_id=c.lead_id,
-                attempted_at=c.attempted_at or now,
-                attempt=c.attempts,
-                outcome=c.outcome if c.lead_id in ids else SyncOutcome.FENCED,
-                http_status=c.http_status,
-                error=c.error,
-                duration_ms=duration_ms,
-                worker_id=worker_id,
-                hubspot_id=c.hubspot_id,
-            )
-            for c in completions
-            if c.outcome is not None and c.lead_id not in erased
-        ],
+        conn, _attempts(completions, ids, erased, now, worker_id, duration_ms)
     )
     if wake_until is not None and ids:
         await _wake_deferred(session, lead_ids=ids, now=now, until=wake_until)
+    return ids
+
+
+def _fenced(completions: Sequence[Completion], ids: set[int]) -> set[int]:
+    return {c.lead_id for c in completions if c.lead_id not in ids and c.outcome is not None}
+
+
+def _kept_of(lead_ids: list[int]) -> Select[int]:
+    return select(_leads.c.id).where(
+        _leads.c.id.in_(lead_ids), _leads.c.hubspot_sync_status != SyncStatus.ERASED.value
+    )
+
+
+def _attempts(
+    completions: Sequence[Completion],
+    ids: set[int],
+    erased: set[int],
+    now: dt.datetime,
+    worker_id: str | None,
+    duration_ms: int | None,
+) -> list[Attempt]:
+    """The history rows of a completion: each outcome, or `fenced`; none for erased leads."""
+    return [
+        Attempt(
+            lead_id=c.lead_id,
+            attempted_at=c.attempted_at or now,
+            attempt=c.attempts,
+            outcome=c.outcome if c.lead_id in ids else SyncOutcome.FENCED,
+            http_status=c.http_status,
+            error=c.error,
+            duration_ms=duration_ms,
+            worker_id=worker_id,
+            hubspot_id=c.hubspot_id,
+        )
+        for c in completions
+        if c.outcome is not None and c.lead_id not in erased
+    ]
+
+
+_IDS = bindparam("ids", type_=ARRAY(BigInteger()))
+# The PostgreSQL statements of a completion, sent through asyncpg (store/pgdirect.py).
+_COMPLETE_DIRECT = Direct.of(_COMPLETE_UNNEST)
+# FOR SHARE: an erasure that has not cancelled these leads yet waits for this transaction, so
+# its scrub sees (and deletes) the history rows written here.
+_KEPT_DIRECT = Direct.of(
+    select(_leads.c.id)
+    .where(_leads.c.id == any_(_IDS), _leads.c.hubspot_sync_status != SyncStatus.ERASED.value)
+    .with_for_update(read=True)
+)
+_WAKE_DIRECT = Direct.of(
+    _leads.update()
+    .where(
+        _leads.c.hubspot_sync_status == SyncStatus.PENDING.value,
+        _leads.c.hubspot_next_attempt_at > bindparam("now", type_=Lead.updated_at.type),
+        _leads.c.hubspot_next_attempt_at <= bindparam("until", type_=Lead.updated_at.type),
+        _leads.c.email.in_(select(_busy.c.email).where(_busy.c.id == any_(_IDS))),
+        _leads.c.id != all_(_IDS),  # the batch's own leads keep their schedule
+    )
+    .values(
+        hubspot_next_attempt_at=bindparam("now", type_=Lead.updated_at.type),
+        updated_at=bindparam("now", type_=Lead.updated_at.type),
+    )
+)
+
+
+async def _complete_direct(
+    conn: AsyncConnection,
+    *,
+    completions: Sequence[Completion],
+    now: dt.datetime,
+    wake_until: dt.datetime | None,
+    worker_id: str | None,
+    duration_ms: int | None,
+) -> set[int]:
+    """`complete` on PostgreSQL: one UPDATE .. FROM unnest for the batch, then its history."""
+    driver = await pgdirect.driver(conn)
+    rows = [_outcome_row(c) for c in completions]
+    arrays = {f"v_{name}": [row[name] for row in rows] for name, _ in _OUTCOME_FIELDS}
+    written = await driver.fetch(
+        _COMPLETE_DIRECT.sql, *_COMPLETE_DIRECT.args({**arrays, "now": now})
+    )
+    ids = {int(row[0]) for row in written}
+    fenced = _fenced(completions, ids)
+    erased: set[int] = set()
+    if fenced:
+        kept = await driver.fetch(_KEPT_DIRECT.sql, *_KEPT_DIRECT.args({"ids": sorted(fenced)}))
+        erased = fenced - {int(row[0]) for row in kept}
+    await lead_history.append_direct(
+        driver, _attempts(completions, ids, erased, now, worker_id, duration_ms)
+    )
+    if wake_until is not None and ids:
+        values = {"ids": sorted(ids), "now": now, "until": wake_until}
+        await driver.execute(_WAKE_DIRECT.sql, *_WAKE_DIRECT.args(values))
     return ids
 
 

@@ -17,7 +17,7 @@ from leadsync.engine import worker as worker_module
 from leadsync.engine.worker import Worker
 from leadsync.hubspot.client import HubSpotClient
 from leadsync.sandbox.server import RunningSandbox
-from leadsync.store import history, queue
+from leadsync.store import history, pgdirect, queue
 from leadsync.store.db import transaction, utcnow
 from leadsync.store.queue import Completion
 from leadsync.store.tables import (
@@ -89,12 +89,20 @@ async def test_a_batch_appends_one_row_per_lead_in_one_insert(
         if statement.lstrip().upper().startswith("INSERT INTO LEAD_SYNC_ATTEMPTS"):
             inserts.append(statement)
 
+    def logged(query: Any) -> None:  # asyncpg's logger: PostgreSQL's statements go direct
+        count(None, None, query.query)
+
     event.listen(engine.sync_engine, "before_cursor_execute", count)
     try:
         async with transaction(sessions) as session:
+            if engine.dialect.name == "postgresql":
+                driver = await pgdirect.driver(await session.connection())
+                driver.add_query_logger(logged)
             written = await queue.complete(
                 session, completions=completions, now=clock.now, worker_id="w1", duration_ms=42
             )
+            if engine.dialect.name == "postgresql":
+                driver.remove_query_logger(logged)
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", count)
 
