@@ -64,6 +64,8 @@ _NOTIFY = text(f"NOTIFY {NOTIFY_CHANNEL}")
 _UNFINISHED = text(f"leads.{UNFINISHED_SQL}")
 _leads: Table = Lead.__table__  # type: ignore[assignment]
 _busy = _leads.alias("busy")
+# A list of lead ids, as one array parameter (the statements sent through asyncpg).
+_IDS = bindparam("ids", type_=ARRAY(BigInteger()))
 _erasures: Table = Erasure.__table__  # type: ignore[assignment]
 # A lead whose email is being erased waits (docs/privacy.md): a new consent is synced only
 # after the GDPR delete, which would otherwise delete it.
@@ -234,7 +236,15 @@ async def claim(
     expires = now + dt.timedelta(seconds=lease_seconds)
     conn = await session.connection()
     if conn.dialect.name == "postgresql":
-        await conn.execute(_CLAIM_LOCK, {"key": CLAIM_LOCK_KEY})
+        return await _claim_direct(
+            conn,
+            token=token,
+            expires=expires,
+            limit=limit,
+            now=now,
+            max_attempts=max_attempts,
+            worker_id=worker_id,
+        )
     busy = (
         select(func.max(_busy.c.hubspot_lease_expires_at))
         .where(
@@ -256,16 +266,7 @@ async def claim(
             .limit(limit + CLAIM_SCAN_EXTRA)
         )
     ).all()
-    emails: list[str] = []
-    deferred: dict[dt.datetime, list[int]] = {}
-    held: list[int] = []
-    for lead_id, email, busy_until, erasing in scanned:
-        if erasing:
-            held.append(lead_id)
-        elif busy_until is not None:
-            deferred.setdefault(busy_until, []).append(lead_id)
-        elif email not in emails and len(emails) < limit:
-            emails.append(email)
+    emails, deferred, held = _pick(scanned, limit)
     for until, ids in deferred.items():
         await conn.execute(
             update(Lead)
@@ -309,26 +310,9 @@ async def claim(
             .execution_options(synchronize_session=False)
         )
     ).all()
-    leads: list[LeadSnapshot] = []
-    failed: list[LeadSnapshot] = []
-    for *values, status in rows:
-        lead = LeadSnapshot.from_row(values, lease_token=token)
-        (failed if status == SyncStatus.FAILED.value else leads).append(lead)
+    leads, failed = _taken(rows, token)
     if failed:  # their worker died on the last attempt (the attempts returned count it)
-        await lead_history.append(
-            conn,
-            [
-                Attempt(
-                    lead_id=lead.id,
-                    attempted_at=now,
-                    attempt=lead.attempts,
-                    outcome=SyncOutcome.EXPIRED,
-                    error=LEASE_EXPIRED_ERROR,
-                    worker_id=worker_id,
-                )
-                for lead in failed
-            ],
-        )
+        await lead_history.append(conn, _expired(failed, now, worker_id))
     history: list[LeadSnapshot] = []
     if leads:
         synced = await conn.execute(
@@ -338,6 +322,62 @@ async def claim(
             )
         )
         history = [LeadSnapshot.from_row(row, lease_token="") for row in synced]
+    return _claim_result(token, expires, leads, history, failed)
+
+
+def _pick(
+    scanned: Sequence[Sequence[Any]], limit: int
+) -> tuple[list[str], dict[dt.datetime, list[int]], list[int]]:
+    """From the scanned due leads (id, email, busy until, erasing): the emails to take (at
+    most `limit`), the leads to defer to their email's lease expiry, the leads to hold."""
+    emails: list[str] = []
+    deferred: dict[dt.datetime, list[int]] = {}
+    held: list[int] = []
+    for lead_id, email, busy_until, erasing in scanned:
+        if erasing:
+            held.append(lead_id)
+        elif busy_until is not None:
+            deferred.setdefault(busy_until, []).append(lead_id)
+        elif email not in emails and len(emails) < limit:
+            emails.append(email)
+    return emails, deferred, held
+
+
+def _taken(
+    rows: Sequence[Sequence[Any]], token: str
+) -> tuple[list[LeadSnapshot], list[LeadSnapshot]]:
+    """The claim's RETURNING rows: the leads taken, and those FAILED on their last attempt."""
+    leads: list[LeadSnapshot] = []
+    failed: list[LeadSnapshot] = []
+    for *values, status in rows:
+        lead = LeadSnapshot.from_row(values, lease_token=token)
+        (failed if status == SyncStatus.FAILED.value else leads).append(lead)
+    return leads, failed
+
+
+def _expired(
+    failed: Sequence[LeadSnapshot], now: dt.datetime, worker_id: str | None
+) -> list[Attempt]:
+    return [
+        Attempt(
+            lead_id=lead.id,
+            attempted_at=now,
+            attempt=lead.attempts,
+            outcome=SyncOutcome.EXPIRED,
+            error=LEASE_EXPIRED_ERROR,
+            worker_id=worker_id,
+        )
+        for lead in failed
+    ]
+
+
+def _claim_result(
+    token: str,
+    expires: dt.datetime,
+    leads: list[LeadSnapshot],
+    history: list[LeadSnapshot],
+    failed: list[LeadSnapshot],
+) -> Claim:
     return Claim(
         token=token,
         expires_at=expires,
@@ -345,6 +385,111 @@ async def claim(
         history=sorted(history, key=lambda lead: lead.id),
         exhausted=sorted(failed, key=lambda lead: lead.id),
     )
+
+
+# The claim's statements on PostgreSQL, compiled once and sent through asyncpg
+# (store/pgdirect.py); the same statements as the session path's, with named parameters.
+_NOW = bindparam("now", type_=Lead.updated_at.type)
+_D_CLAIM_LOCK = Direct.of(_CLAIM_LOCK)
+_D_SCAN = Direct.of(
+    select(
+        Lead.id,
+        Lead.email,
+        select(func.max(_busy.c.hubspot_lease_expires_at))
+        .where(
+            _busy.c.email == Lead.email,
+            _busy.c.hubspot_sync_status == SyncStatus.IN_PROGRESS.value,
+            _busy.c.hubspot_lease_expires_at > _NOW,
+        )
+        .scalar_subquery(),
+        _ERASING,
+    )
+    .where(_UNFINISHED, Lead.hubspot_next_attempt_at <= _NOW)
+    .order_by(Lead.hubspot_next_attempt_at)
+    .limit(bindparam("scan", type_=Integer()))
+)
+_D_DEFER = Direct.of(
+    _leads.update()
+    .where(_leads.c.id == any_(_IDS), _UNFINISHED)
+    .values(hubspot_next_attempt_at=bindparam("until", type_=Lead.updated_at.type), updated_at=_NOW)
+)
+_D_HOLD = Direct.of(
+    _leads.update()
+    .where(_leads.c.id == any_(_IDS), _UNFINISHED)
+    .values(hubspot_next_attempt_at=None, updated_at=_NOW)
+)
+_EXPIRED_LEASE = _leads.c.hubspot_sync_status == SyncStatus.IN_PROGRESS.value
+_EXHAUSTED = and_(
+    _EXPIRED_LEASE,
+    _leads.c.hubspot_sync_attempts + 1 >= bindparam("max_attempts", type_=Integer()),
+)
+_TOKEN = bindparam("token", type_=String())
+_EXPIRES = bindparam("expires", type_=Lead.updated_at.type)
+_D_TAKE = Direct.of(
+    _leads.update()
+    .where(_UNFINISHED, _leads.c.email == any_(bindparam("emails", type_=ARRAY(String()))))
+    .values(
+        hubspot_sync_status=case(
+            (_EXHAUSTED, SyncStatus.FAILED.value), else_=SyncStatus.IN_PROGRESS.value
+        ),
+        hubspot_sync_attempts=_leads.c.hubspot_sync_attempts + case((_EXPIRED_LEASE, 1), else_=0),
+        hubspot_error=case((_EXPIRED_LEASE, LEASE_EXPIRED_ERROR), else_=_leads.c.hubspot_error),
+        hubspot_lease_token=case((_EXHAUSTED, None), else_=_TOKEN),
+        hubspot_lease_expires_at=case((_EXHAUSTED, None), else_=_EXPIRES),
+        hubspot_next_attempt_at=case((_EXHAUSTED, None), else_=_EXPIRES),
+        updated_at=_NOW,
+    )
+    .returning(*_SNAPSHOT_COLUMNS, _leads.c.hubspot_sync_status)
+)
+_D_SYNCED = Direct.of(
+    select(*_SNAPSHOT_COLUMNS).where(
+        Lead.email == any_(bindparam("emails", type_=ARRAY(String()))),
+        Lead.hubspot_sync_status == SyncStatus.SYNCED.value,
+    )
+)
+# With no attempt limit, no lead is ever exhausted by an expired lease.
+_NO_LIMIT = 2**31 - 1
+
+
+async def _claim_direct(
+    conn: AsyncConnection,
+    *,
+    token: str,
+    expires: dt.datetime,
+    limit: int,
+    now: dt.datetime,
+    max_attempts: int | None,
+    worker_id: str | None,
+) -> Claim:
+    """`claim` on PostgreSQL, statement for statement, through asyncpg."""
+    driver = await pgdirect.driver(conn)
+    await driver.execute(_D_CLAIM_LOCK.sql, *_D_CLAIM_LOCK.args({"key": CLAIM_LOCK_KEY}))
+    scanned = await driver.fetch(
+        _D_SCAN.sql, *_D_SCAN.args({"now": now, "scan": limit + CLAIM_SCAN_EXTRA})
+    )
+    emails, deferred, held = _pick(scanned, limit)
+    for until, ids in deferred.items():
+        await driver.execute(_D_DEFER.sql, *_D_DEFER.args({"ids": ids, "until": until, "now": now}))
+    if held:  # not due until their email's erasure completes (store/privacy.py wakes them)
+        await driver.execute(_D_HOLD.sql, *_D_HOLD.args({"ids": held, "now": now}))
+    if not emails:
+        return Claim(token, expires, [], [], [])
+    values = {
+        "emails": emails,
+        "max_attempts": _NO_LIMIT if max_attempts is None else max_attempts,
+        "token": token,
+        "expires": expires,
+        "now": now,
+    }
+    leads, failed = _taken(await driver.fetch(_D_TAKE.sql, *_D_TAKE.args(values)), token)
+    if failed:  # their worker died on the last attempt (the attempts returned count it)
+        await lead_history.append_direct(driver, _expired(failed, now, worker_id))
+    history: list[LeadSnapshot] = []
+    if leads:
+        taken = sorted({lead.email for lead in leads})
+        synced = await driver.fetch(_D_SYNCED.sql, *_D_SYNCED.args({"emails": taken}))
+        history = [LeadSnapshot.from_row(row, lease_token="") for row in synced]
+    return _claim_result(token, expires, leads, history, failed)
 
 
 async def renew(
@@ -556,7 +701,6 @@ def _attempts(
     ]
 
 
-_IDS = bindparam("ids", type_=ARRAY(BigInteger()))
 # The PostgreSQL statements of a completion, sent through asyncpg (store/pgdirect.py).
 _COMPLETE_DIRECT = Direct.of(_COMPLETE_UNNEST)
 # FOR SHARE: an erasure that has not cancelled these leads yet waits for this transaction, so

@@ -6,10 +6,10 @@ import asyncio
 import datetime as dt
 
 import pytest
-from sqlalchemy import event, func, select, text
+from sqlalchemy import func, select, text
 
 from leadsync.hubspot.errors import TRANSIENT_4XX_STATUSES
-from leadsync.store import queue
+from leadsync.store import pgdirect, queue
 from leadsync.store.db import transaction
 from leadsync.store.queue import Completion
 from leadsync.store.tables import Lead, SyncStatus
@@ -190,25 +190,27 @@ async def test_claim_uses_the_partial_due_index_on_postgres(
         await conn.execute(text("ANALYZE leads"))
         await conn.commit()
 
-    statements: list[tuple[str, object]] = []
-
-    def capture(_conn, _cursor, statement, parameters, _context, _many) -> None:
-        if statement.lstrip().upper().startswith("UPDATE LEADS"):
-            statements.append((statement, parameters))
-
-    event.listen(engine.sync_engine, "before_cursor_execute", capture)
-    try:
-        claimed = await claim(sessions, clock, limit=10)
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", capture)
+    claimed = await claim(sessions, clock, limit=10)
     assert len(claimed) == 10
-    (statement, parameters) = statements[-1]
+
+    # The claim's statements, as it sends them through asyncpg, each planned on the index.
+    scan = {"now": clock.now, "scan": 10 + queue.CLAIM_SCAN_EXTRA}
+    take = {
+        "emails": [f"lead{i}@example.com" for i in range(10, 20)],
+        "max_attempts": 10,
+        "token": "t",
+        "expires": clock.now,
+        "now": clock.now,
+    }
     async with engine.connect() as conn:
-        plan = "\n".join(
-            row[0] for row in await conn.exec_driver_sql(f"EXPLAIN {statement}", parameters)
-        )
-    assert "ix_leads_due" in plan, plan
-    assert "Seq Scan" not in plan, plan
+        driver = await pgdirect.driver(conn)
+        for statement, values in ((queue._D_SCAN, scan), (queue._D_TAKE, take)):
+            rows = await driver.fetch(f"EXPLAIN {statement.sql}", *statement.args(values))
+            plan = "\n".join(row[0] for row in rows)
+            assert "Seq Scan" not in plan, plan
+            if statement is queue._D_SCAN:
+                assert "ix_leads_due" in plan, plan
+        await conn.rollback()
 
 
 @ONLY_SQLITE
