@@ -213,6 +213,64 @@ async def test_claim_uses_the_partial_due_index_on_postgres(
         await conn.rollback()
 
 
+@pytest.mark.postgres
+@ONLY_POSTGRES
+async def test_claim_finds_an_emails_other_leads_by_email_whatever_the_statistics(
+    sessions, engine, clock: FakeClock
+) -> None:
+    # Statistics taken before a drain began say nothing is IN_PROGRESS or SYNCED; then 400
+    # leads go in flight and 1,000 are synced. The claim's lookups of an email's other leads
+    # (busy elsewhere? synced before?) must still go through the email index: through the
+    # status index they read every IN_PROGRESS lead once per scanned lead (10.8 ms a claim in
+    # the drain benchmark), through the retention index every SYNCED lead per claim.
+    async with transaction(sessions) as session:
+        await session.execute(
+            text(
+                "INSERT INTO leads (email, hubspot_sync_status, hubspot_sync_attempts,"
+                " hubspot_next_attempt_at, created_at, updated_at)"
+                " SELECT 'lead' || g || '@example.com', 'PENDING', 0, :now, :now, :now"
+                " FROM generate_series(1, 20000) AS g"
+            ),
+            {"now": clock.now},
+        )
+    async with engine.connect() as conn:
+        await conn.execute(text("ANALYZE leads"))
+        await conn.commit()
+    async with transaction(sessions) as session:
+        await session.execute(
+            text(
+                "UPDATE leads SET hubspot_sync_status = 'SYNCED', hubspot_next_attempt_at = NULL"
+                " WHERE id IN (SELECT id FROM leads ORDER BY id LIMIT 1000)"
+            )
+        )
+        await session.execute(
+            text(
+                "UPDATE leads SET hubspot_sync_status = 'IN_PROGRESS',"
+                " hubspot_lease_token = 't', hubspot_lease_expires_at = :until,"
+                " hubspot_next_attempt_at = :until"
+                " WHERE id IN (SELECT id FROM leads WHERE hubspot_sync_status = 'PENDING'"
+                " ORDER BY id LIMIT 400)"
+            ),
+            {"until": clock.now + dt.timedelta(seconds=LEASE)},
+        )
+    scan = {"now": clock.now, "scan": 100 + queue.CLAIM_SCAN_EXTRA}
+    synced = {"emails": [f"lead{i}@example.com" for i in range(1400, 1500)]}
+    async with engine.connect() as conn:
+        driver = await pgdirect.driver(conn)
+        plans = {}
+        for name, statement, values in (
+            ("scan", queue._D_SCAN, scan),
+            ("synced", queue._D_SYNCED, synced),
+        ):
+            rows = await driver.fetch(f"EXPLAIN {statement.sql}", *statement.args(values))
+            plans[name] = "\n".join(row[0] for row in rows)
+        await conn.rollback()
+    assert "ix_leads_email " in plans["scan"], plans["scan"]
+    assert "ix_leads_hubspot_sync_status_id" not in plans["scan"], plans["scan"]
+    assert "ix_leads_email " in plans["synced"], plans["synced"]
+    assert "ix_leads_retention" not in plans["synced"], plans["synced"]
+
+
 @ONLY_SQLITE
 async def test_claim_does_not_scan_synced_rows_on_sqlite(
     sessions, engine, clock: FakeClock
