@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import Float, Integer, bindparam, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from leadsync.config import RateLimit
 from leadsync.hubspot.models import RateLimitInfo
 from leadsync.logging import get_logger
-from leadsync.store.db import transaction, utcnow
+from leadsync.store import pgdirect
+from leadsync.store.db import UTCDateTime, transaction, utcnow
 from leadsync.store.tables import GATE_NAME, HubSpotGate
 
 log = get_logger(__name__)
@@ -94,6 +95,41 @@ class GateState:
         )
 
 
+# The common reservation on PostgreSQL (no pause, the row there), as one statement through
+# asyncpg: the row locked, the slot taken and the schedule moved on, with what `reserve`
+# would compute (`spacing()`: span / min(count, reported max)). Anything else (a pause,
+# even one run out; a missing row) answers no row and takes the general path below.
+_RESERVE = pgdirect.Direct.of(
+    text(
+        """
+        UPDATE hubspot_gate AS g
+        SET next_slot_at = cur.slot + make_interval(
+                secs => :span / LEAST(:count, COALESCE(NULLIF(g.reported_max, 0), :count))
+            ),
+            updated_at = :now
+        FROM (
+            SELECT name, GREATEST(next_slot_at, :now) AS slot
+            FROM hubspot_gate
+            WHERE name = :name
+              AND pause_reason IS NULL
+              AND (paused_until IS NULL OR paused_until <= :now)
+            FOR UPDATE
+        ) AS cur
+        WHERE g.name = cur.name
+        RETURNING cur.slot, g.auth_failures
+        """
+    ).bindparams(
+        bindparam("span", type_=Float()),
+        bindparam("count", type_=Integer()),
+        bindparam("now", type_=UTCDateTime()),
+        bindparam("name", value=GATE_NAME),
+    )
+)
+_PAUSE_STATE = select(HubSpotGate.paused_until, HubSpotGate.pause_reason).where(
+    HubSpotGate.name == GATE_NAME
+)
+
+
 def next_midnight(now: dt.datetime, zone: ZoneInfo) -> dt.datetime:
     """Return the next local midnight of the account's time zone, in UTC."""
     tomorrow = now.astimezone(zone).date() + dt.timedelta(days=1)
@@ -118,6 +154,7 @@ class Gate:
         pause_cap_seconds: float = DEFAULT_PAUSE_CAP_SECONDS,
     ) -> None:
         self._sessions = sessions
+        self._postgres = pgdirect.postgres_engine(sessions)
         self._limit = limit
         self._zone = zone
         self._clock = clock
@@ -148,6 +185,19 @@ class Gate:
 
     async def reserve(self) -> dt.datetime:
         """Reserve the next request slot and return when it starts; raise Paused or ProbeDue."""
+        if self._postgres is not None:
+            now = self._clock()
+            values = {
+                "span": self._limit.window_seconds * SPACING_MARGIN + JITTER_SECONDS,
+                "count": self._limit.count,
+                "now": now,
+            }
+            async with pgdirect.autocommit(self._postgres) as driver:
+                row = await driver.fetchrow(_RESERVE.sql, *_RESERVE.args(values))
+            if row is not None:
+                self._trial = (row[1] or 0) > 0
+                slot: dt.datetime = row[0]
+                return slot
         async with transaction(self._sessions) as session:
             row = await self._row(session)
             now = self._clock()
@@ -183,16 +233,16 @@ class Gate:
         # The slot was booked before the wait: a pause that began meanwhile wins over it.
         await self.check()
 
-    async def check(self) -> None:
-        """Raise Paused if any worker has paused the sync (a read; takes no lock)."""
-        async with self._sessions() as session:
-            row = (
-                await session.execute(
-                    select(HubSpotGate.paused_until, HubSpotGate.pause_reason).where(
-                        HubSpotGate.name == GATE_NAME
-                    )
-                )
-            ).first()
+    async def check(self, conn: AsyncConnection | None = None) -> None:
+        """Raise Paused if any worker has paused the sync (a read; takes no lock).
+
+        `conn`: read on it (inside the caller's transaction) instead of a connection of its own.
+        """
+        if conn is not None:
+            row = (await conn.execute(_PAUSE_STATE)).first()
+        else:
+            async with self._sessions() as session:
+                row = (await session.execute(_PAUSE_STATE)).first()
         if row is None:
             return
         paused_until, reason = row

@@ -270,11 +270,10 @@ class Worker:
                 await asyncio.sleep(wait)  # pacing to the shared schedule
             try:
                 # The slot was booked before the wait: a pause that began meanwhile wins.
-                await self.gate.check()
+                batch = await self.claim(check_gate=True)
             except Paused:
                 self._backlog = False
                 return
-            batch = await self.claim()
             self._backlog = len(batch) >= self._claim_size
         finally:
             claimed.set()
@@ -310,9 +309,15 @@ class Worker:
             for waiter in waiters:
                 waiter.cancel()
 
-    async def claim(self) -> Claim:
-        """Lease the next due leads to this worker."""
+    async def claim(self, *, check_gate: bool = False) -> Claim:
+        """Lease the next due leads to this worker.
+
+        `check_gate`: first raise Paused if the sync is paused (in the claim's transaction:
+        one connection and one transaction fewer than a separate check).
+        """
         async with transaction(self._sessions) as session:
+            if check_gate:
+                await self.gate.check(await session.connection())
             return await queue.claim(
                 session,
                 limit=self._claim_size,

@@ -13,14 +13,15 @@ covers them like any other statement of the transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
@@ -68,9 +69,34 @@ _BEGIN = text("SELECT 1")
 async def driver(conn: AsyncConnection) -> asyncpg.Connection:
     """The asyncpg connection under a SQLAlchemy connection (PostgreSQL only), inside the
     connection's transaction."""
-    raw = await conn.get_raw_connection()
-    driver_connection = raw.driver_connection
-    assert isinstance(driver_connection, asyncpg.Connection)
+    driver_connection = await raw(conn)
     if conn.in_transaction() and not driver_connection.is_in_transaction():
         await conn.execute(_BEGIN)  # SQLAlchemy's BEGIN goes out with its first statement
     return driver_connection
+
+
+@asynccontextmanager
+async def autocommit(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled asyncpg connection outside any transaction: each statement commits by itself.
+
+    SQLAlchemy never begins a transaction on it, so its return to the pool costs no ROLLBACK;
+    a caller that sends BEGIN itself must end the transaction itself.
+    """
+    async with engine.connect() as conn:
+        yield await raw(conn)
+
+
+async def raw(conn: AsyncConnection) -> asyncpg.Connection:
+    """The asyncpg connection under a SQLAlchemy connection, as it is (no BEGIN sent)."""
+    pooled = await conn.get_raw_connection()
+    driver_connection = pooled.driver_connection
+    assert isinstance(driver_connection, asyncpg.Connection)
+    return driver_connection
+
+
+def postgres_engine(sessions: async_sessionmaker[AsyncSession]) -> AsyncEngine | None:
+    """The engine behind a session factory when it is PostgreSQL's, else None."""
+    bind = sessions.kw.get("bind") if isinstance(sessions, async_sessionmaker) else None
+    if isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql":
+        return bind
+    return None
