@@ -27,14 +27,16 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Final, Protocol
 
-from sqlalchemy import Table, and_, exists, select, text
+import asyncpg
+from sqlalchemy import ARRAY, BigInteger, String, Table, and_, any_, bindparam, exists, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from leadsync.store import pgdirect
 from leadsync.store.db import transaction
+from leadsync.store.pgdirect import Direct
 from leadsync.store.tables import OPEN_ERASURE_SQL, Erasure, Lead, SyncStatus
 
 FENCE_LOCK_KEY: Final = 0x6C65_6164_6665_6E63  # "leadfenc"
-_SHARED = text("SELECT pg_advisory_xact_lock_shared(CAST(:key AS bigint))")
 _EXCLUSIVE = text("SELECT pg_advisory_xact_lock(CAST(:key AS bigint))")
 # How often a waiter for a SQLite file lock tries again (cancellable, unlike a blocking flock
 # in a thread, which would take the lock after its caller has gone and never give it back).
@@ -80,22 +82,54 @@ class SendFence(Protocol):
         ...
 
 
+# The writer's side on PostgreSQL, sent through asyncpg (store/pgdirect.py): BEGIN and the
+# shared lock in one round trip, then the check, then ROLLBACK once HubSpot has answered.
+_BEGIN_SHARED: Final = f"BEGIN; SELECT pg_advisory_xact_lock_shared({FENCE_LOCK_KEY})"
+_D_SENDABLE = Direct.of(
+    select(_leads.c.id).where(
+        _leads.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger()))),
+        _leads.c.hubspot_lease_token == bindparam("token", type_=String()),
+        text(f"leads.hubspot_sync_status = '{SyncStatus.IN_PROGRESS.value}'"),
+        ~exists().where(_erasures.c.email == _leads.c.email, _OPEN_ERASURE),
+    )
+)
+
+
+async def _check_direct(
+    driver: asyncpg.Connection, token: str, lead_ids: Sequence[int]
+) -> set[int]:
+    if not lead_ids:
+        return set()
+    rows = await driver.fetch(
+        _D_SENDABLE.sql, *_D_SENDABLE.args({"ids": list(lead_ids), "token": token})
+    )
+    return {int(row[0]) for row in rows}
+
+
 class PostgresFence:
     """The fence as a transaction-scoped advisory lock (PostgreSQL)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._engine = engine
         self._sessions = sessions
 
     @contextlib.asynccontextmanager
     async def hold(self, *, token: str, lead_ids: Sequence[int]) -> AsyncIterator[set[int]]:
         """Take the shared lock in a transaction kept open until the write has its answer."""
-        async with self._sessions() as session:
+        async with self._engine.connect() as conn:
+            driver = await pgdirect.raw(conn)
             try:
-                await session.execute(_SHARED, {"key": FENCE_LOCK_KEY})
-                yield await asyncio.shield(_check(session, token, lead_ids))
+                await driver.execute(_BEGIN_SHARED)
+                yield await asyncio.shield(_check_direct(driver, token, lead_ids))
             finally:
-                # Ends the transaction and so releases the lock, even when cancelled.
-                await asyncio.shield(session.rollback())
+                # Ends the transaction and so releases the lock, even when cancelled. SQLAlchemy
+                # did not begin it: a connection whose ROLLBACK did not go through is closed,
+                # never handed back to the pool inside the transaction (holding the lock).
+                try:
+                    await asyncio.shield(driver.execute("ROLLBACK"))
+                except BaseException:
+                    await conn.invalidate()
+                    raise
 
     @contextlib.asynccontextmanager
     async def erasing(self) -> AsyncIterator[AsyncSession]:
@@ -233,7 +267,7 @@ _MEMORY_LOCKS: dict[int, _MemoryLock] = {}
 def open_fence(engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]) -> SendFence:
     """Return the fence for the engine's database."""
     if engine.dialect.name == "postgresql":
-        return PostgresFence(sessions)
+        return PostgresFence(engine, sessions)
     database = engine.url.database
     if not database or database == ":memory:":
         return SqliteFence(sessions, _MEMORY_LOCKS.setdefault(id(engine), _MemoryLock()))

@@ -159,6 +159,43 @@ async def test_an_erasure_waits_for_the_write_in_flight_and_later_writes_drop_it
         assert sendable == {ids[1]}
 
 
+async def test_a_write_cancelled_at_the_fence_leaves_no_lock_behind(
+    sessions: Sessions, fence: SendFence
+) -> None:
+    ids = await insert_leads(sessions, [lead_row(1, email=ANA)])
+    async with transaction(sessions) as session:
+        claim = await queue.claim(session, limit=10, lease_seconds=60, now=utcnow())
+    entered = asyncio.Event()
+
+    async def write() -> None:
+        async with fence.hold(token=claim.token, lead_ids=ids):
+            entered.set()
+            await asyncio.Event().wait()  # the HubSpot call that never answers
+
+    # Cancelled while it waits for the lock (an erasure holds it)...
+    async with fence.erasing():
+        waiting = asyncio.create_task(write())
+        done, _ = await asyncio.wait({waiting}, timeout=0.3)
+        assert not done
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+    # ...and cancelled while it holds it, as a worker stopped mid-call is.
+    holding = asyncio.create_task(write())
+    await asyncio.wait_for(entered.wait(), timeout=10)
+    holding.cancel()
+    await asyncio.gather(holding, return_exceptions=True)
+
+    # Neither left the lock taken (say, on a pooled connection still in its transaction):
+    # an erasure gets it at once, and so do the writers after it.
+    async def erase_then_write() -> set[int]:
+        async with fence.erasing():
+            pass
+        async with fence.hold(token=claim.token, lead_ids=ids) as sendable:
+            return sendable
+
+    assert await asyncio.wait_for(erase_then_write(), timeout=10) == set(ids)
+
+
 async def test_a_lead_of_an_email_being_erased_is_held_until_the_erasure_completes(
     sessions: Sessions, fence: SendFence, settings_factory: Callable[..., Settings]
 ) -> None:
