@@ -201,6 +201,7 @@ class RunningWorker:
     stack: AsyncExitStack
     engine: AsyncEngine
     connections: list[Any]
+    dead: bool = False
 
     async def kill(self) -> None:
         """Die as a killed process does: nothing more is sent or recorded, and its database
@@ -210,10 +211,22 @@ class RunningWorker:
         pooled connection holding SQLite's write lock (SQLAlchemy's rollback on return is
         cancelled too); a dead process's connections would close, so these do.
         """
+        self.dead = True  # from here on no task of this worker gets a connection (below)
         await self.worker.abandon()
         await self.stack.aclose()  # the loop ends after its current step; client and LISTEN close
         await self.engine.dispose()
         await asyncio.gather(*(_sever(conn) for conn in self.connections))
+
+    def refuse_checkouts_when_dead(self) -> None:
+        """A dead process reaches its database no more: a shielded task that outlives kill()
+        (a batch's outcome being recorded, the send fence's check) fails at its next
+        checkout instead of opening a new connection that nobody would sever."""
+
+        def checkout(_dbapi: Any, _record: Any, _proxy: Any) -> None:
+            if self.dead:
+                raise ConnectionRefusedError(f"worker {self.name} was killed")
+
+        event.listen(self.engine.sync_engine, "checkout", checkout)
 
 
 def _epoch(when: dt.datetime) -> float:
@@ -856,8 +869,10 @@ class SyncSystem:
             client=client,
             rng=random.Random(self._serial),
         )
+        running = RunningWorker(name, worker, stack, engine, connections)
+        running.refuse_checkouts_when_dead()
         await start_worker(worker, settings=settings, stack=stack)
-        self.workers.append(RunningWorker(name, worker, stack, engine, connections))
+        self.workers.append(running)
         return name
 
     async def _stop_all(self) -> None:
