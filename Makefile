@@ -73,7 +73,7 @@ fuzz: $(DEV)
 	@seed="$(SEED)"; \
 	if [ -z "$$seed" ]; then seed=$$($(BIN)/python -c 'import secrets; print(secrets.randbelow(2**32))'); fi; \
 	echo "make fuzz: seed $$seed (replay: make fuzz SEED=$$seed)"; \
-	STATEFUL_SQLITE=1 STATEFUL_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_STEPS=$(FUZZ_STEPS) \
+	STATEFUL_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_STEPS=$(FUZZ_STEPS) \
 		$(BIN)/pytest tests/stateful --timeout=0 --hypothesis-seed=$$seed \
 		$(PYTEST_ARGS); \
 	rc=$$?; echo "make fuzz: seed $$seed (replay: make fuzz SEED=$$seed)"; exit $$rc

@@ -63,7 +63,6 @@ lead after its scrub, which store/queue.py no longer writes.
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
 import time
 from collections import Counter
@@ -101,8 +100,6 @@ from tests.stateful.specs import (
 
 T = TypeVar("T")
 MAX_WORKERS = 3
-# The SQLite variants are quarantined unless this is 1 (see the skip's reason).
-SQLITE_ENV = "STATEFUL_SQLITE"
 
 pytestmark = [pytest.mark.stateful, pytest.mark.slow]
 
@@ -229,13 +226,6 @@ async def test_sync_engine_keeps_its_guarantees_under_random_faults(
     stateful_sandbox: RunningSandbox,
     stateful_profile: settings,
 ) -> None:
-    if db_url.startswith("sqlite") and os.environ.get(SQLITE_ENV) != "1":
-        pytest.skip(
-            f"quarantined on SQLite until fixed ({SQLITE_ENV}=1 runs it; `make fuzz` does): "
-            "an in-process worker kill now and then leaves an aiosqlite connection holding "
-            "SQLite's write lock, and the next example's reset times out ('database is "
-            "locked'); the PostgreSQL variants run"
-        )
     system = SyncSystem(
         mode=mode,
         db="sqlite" if db_url.startswith("sqlite") else "postgres",
