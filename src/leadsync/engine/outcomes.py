@@ -25,16 +25,14 @@ def to_completion(
     and the outcome its history row records (a retry that used up the last attempt: failed).
     """
     if result.kind is ResultKind.SYNCED:  # nearly every lead: built in one step
-        return Completion(
-            lead_id=lead.id,
-            lease_token=lead.lease_token,
+        return _attempted(
+            result,
+            lead,
+            now,
             status=SyncStatus.SYNCED,
-            attempts=lead.attempts + 1,
-            attempted_at=now,
-            http_status=result.http_status,
+            error=None,
             hubspot_id=result.hubspot_id,
             synced_at=now,
-            error=None,
             outcome=SyncOutcome.SYNCED,
         )
     completion = _transition(
@@ -49,6 +47,32 @@ def to_completion(
     return replace(completion, outcome=outcome)
 
 
+def _attempted(
+    result: LeadResult,
+    lead: LeadSnapshot,
+    now: dt.datetime,
+    *,
+    status: SyncStatus,
+    error: str | None,
+    hubspot_id: str | None = None,
+    synced_at: dt.datetime | None = None,
+    outcome: SyncOutcome | None = None,
+) -> Completion:
+    """The columns of a lead that was sent: one attempt more, made `now`."""
+    return Completion(
+        lead_id=lead.id,
+        lease_token=lead.lease_token,
+        status=status,
+        attempts=lead.attempts + 1,
+        attempted_at=now,
+        http_status=result.http_status,
+        hubspot_id=hubspot_id,
+        synced_at=synced_at,
+        error=error,
+        outcome=outcome,
+    )
+
+
 def _transition(
     *,
     result: LeadResult,
@@ -59,14 +83,8 @@ def _transition(
     resume_at: dt.datetime | None,
 ) -> Completion:
     kind = result.kind
-    attempted = Completion(
-        lead_id=lead.id,
-        lease_token=lead.lease_token,
-        status=SyncStatus.FAILED,
-        attempts=lead.attempts + 1,
-        attempted_at=now,
-        http_status=result.http_status,
-        error=result.error or "failed",
+    attempted = _attempted(
+        result, lead, now, status=SyncStatus.FAILED, error=result.error or "failed"
     )
     if kind is ResultKind.FAILED:
         return attempted

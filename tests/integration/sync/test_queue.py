@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
@@ -171,24 +172,54 @@ async def test_claims_are_serialised_on_postgres(sessions, clock: FakeClock) -> 
     assert not {lead.id for lead in first.leads} & {lead.id for lead in second}
 
 
-@pytest.mark.postgres
-@ONLY_POSTGRES
-async def test_claim_uses_the_partial_due_index_on_postgres(
-    sessions, engine, clock: FakeClock
+async def _insert_series(
+    sessions, *, count: int, email: str, status: str, due: dt.datetime | None
 ) -> None:
+    """Insert `count` leads (`<email><n>@example.com`) in one statement (PostgreSQL)."""
     async with transaction(sessions) as session:
         await session.execute(
             text(
                 "INSERT INTO leads (email, hubspot_sync_status, hubspot_sync_attempts,"
                 " hubspot_next_attempt_at, created_at, updated_at)"
-                " SELECT 'synced' || g || '@example.com', 'SYNCED', 1, NULL, now(), now()"
-                " FROM generate_series(1, 20000) AS g"
-            )
+                " SELECT :email || g || '@example.com', :status, :attempts, :due, now(), now()"
+                " FROM generate_series(1, :count) AS g"
+            ),
+            {
+                "email": email,
+                "status": status,
+                "attempts": 1 if status == "SYNCED" else 0,
+                "due": due,
+                "count": count,
+            },
         )
-    await insert_leads(sessions, [lead_row(i) for i in range(20)])
+
+
+async def _analyze(engine) -> None:
     async with engine.connect() as conn:
         await conn.execute(text("ANALYZE leads"))
         await conn.commit()
+
+
+async def _plans(engine, statements: dict[str, tuple[Any, dict[str, Any]]]) -> dict[str, str]:
+    """EXPLAIN each direct statement (store/pgdirect.py) as the engine sends it."""
+    plans = {}
+    async with engine.connect() as conn:
+        driver = await pgdirect.driver(conn)
+        for name, (statement, values) in statements.items():
+            rows = await driver.fetch(f"EXPLAIN {statement.sql}", *statement.args(values))
+            plans[name] = "\n".join(row[0] for row in rows)
+        await conn.rollback()
+    return plans
+
+
+@pytest.mark.postgres
+@ONLY_POSTGRES
+async def test_claim_uses_the_partial_due_index_on_postgres(
+    sessions, engine, clock: FakeClock
+) -> None:
+    await _insert_series(sessions, count=20000, email="synced", status="SYNCED", due=None)
+    await insert_leads(sessions, [lead_row(i) for i in range(20)])
+    await _analyze(engine)
 
     claimed = await claim(sessions, clock, limit=10)
     assert len(claimed) == 10
@@ -202,15 +233,10 @@ async def test_claim_uses_the_partial_due_index_on_postgres(
         "expires": clock.now,
         "now": clock.now,
     }
-    async with engine.connect() as conn:
-        driver = await pgdirect.driver(conn)
-        for statement, values in ((queue._D_SCAN, scan), (queue._D_TAKE, take)):
-            rows = await driver.fetch(f"EXPLAIN {statement.sql}", *statement.args(values))
-            plan = "\n".join(row[0] for row in rows)
-            assert "Seq Scan" not in plan, plan
-            if statement is queue._D_SCAN:
-                assert "ix_leads_due" in plan, plan
-        await conn.rollback()
+    plans = await _plans(engine, {"scan": (queue._D_SCAN, scan), "take": (queue._D_TAKE, take)})
+    for plan in plans.values():
+        assert "Seq Scan" not in plan, plan
+    assert "ix_leads_due" in plans["scan"], plans["scan"]
 
 
 @pytest.mark.postgres
@@ -223,19 +249,8 @@ async def test_claim_finds_an_emails_other_leads_by_email_whatever_the_statistic
     # (busy elsewhere? synced before?) must still go through the email index: through the
     # status index they read every IN_PROGRESS lead once per scanned lead (10.8 ms a claim in
     # the drain benchmark), through the retention index every SYNCED lead per claim.
-    async with transaction(sessions) as session:
-        await session.execute(
-            text(
-                "INSERT INTO leads (email, hubspot_sync_status, hubspot_sync_attempts,"
-                " hubspot_next_attempt_at, created_at, updated_at)"
-                " SELECT 'lead' || g || '@example.com', 'PENDING', 0, :now, :now, :now"
-                " FROM generate_series(1, 20000) AS g"
-            ),
-            {"now": clock.now},
-        )
-    async with engine.connect() as conn:
-        await conn.execute(text("ANALYZE leads"))
-        await conn.commit()
+    await _insert_series(sessions, count=20000, email="lead", status="PENDING", due=clock.now)
+    await _analyze(engine)
     async with transaction(sessions) as session:
         await session.execute(
             text(
@@ -255,16 +270,9 @@ async def test_claim_finds_an_emails_other_leads_by_email_whatever_the_statistic
         )
     scan = {"now": clock.now, "scan": 100 + queue.CLAIM_SCAN_EXTRA}
     synced = {"emails": [f"lead{i}@example.com" for i in range(1400, 1500)]}
-    async with engine.connect() as conn:
-        driver = await pgdirect.driver(conn)
-        plans = {}
-        for name, statement, values in (
-            ("scan", queue._D_SCAN, scan),
-            ("synced", queue._D_SYNCED, synced),
-        ):
-            rows = await driver.fetch(f"EXPLAIN {statement.sql}", *statement.args(values))
-            plans[name] = "\n".join(row[0] for row in rows)
-        await conn.rollback()
+    plans = await _plans(
+        engine, {"scan": (queue._D_SCAN, scan), "synced": (queue._D_SYNCED, synced)}
+    )
     assert "ix_leads_email " in plans["scan"], plans["scan"]
     assert "ix_leads_hubspot_sync_status_id" not in plans["scan"], plans["scan"]
     assert "ix_leads_email " in plans["synced"], plans["synced"]
