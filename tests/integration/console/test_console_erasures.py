@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from leadsync.config import Settings
 from leadsync.store.db import transaction, utcnow
 from leadsync.store.tables import Erasure
-from leadsync.web.console.routes import ERASURE_PAGE_SIZE
+from leadsync.web.console.erasures import ERASURE_PAGE_SIZE
 from tests.helpers.console import csrf, field, login, post
 from tests.helpers.leads import fetch, insert_leads, lead_row
 
