@@ -354,17 +354,19 @@ async def test_a_write_that_lands_after_the_delete_is_deleted_again(
 ) -> None:
     # The client gives up on the write after 0.5 s; HubSpot applies it at 1.5 s, after the
     # first GDPR delete. The erasure, requested right after the timeout, confirms at 2.5 s.
+    # One attempt only: a retry (its full jitter under the tests' 0.2 s cap can be 0) would
+    # send the lead again before the erasure, and the wait below could miss its RETRYING.
     settings = sandbox_settings(
         erasure_key=KEY,
         erasure_confirm_seconds=2.5,
         hubspot_total_timeout_seconds=0.5,
-        retry_base_seconds=30,
+        max_attempts=1,
     )
     await hubspot.inject(action="delay", delay_ms=1500, endpoints=["batch_upsert"])
     outcomes: list[ErasureOutcome] = []
     async with _worker(settings, sessions, outcomes):
         lead_id = await new_lead(sessions, email=ANA)
-        await wait_for(status_of(sessions, lead_id, "RETRYING"))  # the client gave up
+        await wait_for(status_of(sessions, lead_id, "FAILED"))  # the client gave up
         accepted = await _erase(sessions, fence, settings)
         assert accepted.confirm_after is not None
         erasure = await wait_for(erasure_in(sessions, accepted.id), timeout=15)
