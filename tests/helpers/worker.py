@@ -62,6 +62,18 @@ def status_of(sessions: Sessions, lead_id: int, status: str = "SYNCED") -> Calla
     return check
 
 
+def attempted(sessions: Sessions, lead_id: int) -> Callable[[], Any]:
+    """Return a wait_for check: the lead once an attempt of it has been recorded, whatever
+    came next (a retry due in a few milliseconds can be claimed again before a poll sees
+    RETRYING)."""
+
+    async def check() -> Lead | None:
+        lead = await fetch(sessions, lead_id)
+        return lead if lead.last_hubspot_attempt_at is not None else None
+
+    return check
+
+
 async def in_progress(sessions: Sessions) -> int:
     """Return how many leads are IN_PROGRESS."""
     async with sessions() as session:
