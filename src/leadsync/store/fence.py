@@ -28,7 +28,20 @@ from pathlib import Path
 from typing import Final, Protocol
 
 import asyncpg
-from sqlalchemy import ARRAY, BigInteger, String, Table, and_, any_, bindparam, exists, select, text
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    ColumnElement,
+    Select,
+    String,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    exists,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from leadsync.store import pgdirect
@@ -48,14 +61,15 @@ _erasures: Table = Erasure.__table__  # type: ignore[assignment]
 _OPEN_ERASURE = text(f"erasures.{OPEN_ERASURE_SQL}")
 
 
-def _sendable(token: str, lead_ids: Sequence[int]) -> object:
-    """The leads of `lead_ids` still leased under `token` whose email is not being erased."""
+def _sendable(ids: ColumnElement[bool], token: object) -> Select[int]:
+    """The leads `ids` selects still leased under `token` whose email is not being erased
+    (SQLite: an IN list and a value; PostgreSQL: an array and a parameter, below)."""
     erased = exists().where(_erasures.c.email == _leads.c.email, _OPEN_ERASURE)
     return select(_leads.c.id).where(
         and_(
-            _leads.c.id.in_(list(lead_ids)),
+            ids,
             _leads.c.hubspot_lease_token == token,
-            _leads.c.hubspot_sync_status == SyncStatus.IN_PROGRESS.value,
+            text(f"leads.hubspot_sync_status = '{SyncStatus.IN_PROGRESS.value}'"),
             ~erased,
         )
     )
@@ -64,7 +78,7 @@ def _sendable(token: str, lead_ids: Sequence[int]) -> object:
 async def _check(session: AsyncSession, token: str, lead_ids: Sequence[int]) -> set[int]:
     if not lead_ids:
         return set()
-    rows = await session.execute(_sendable(token, lead_ids))  # type: ignore[call-overload]
+    rows = await session.execute(_sendable(_leads.c.id.in_(list(lead_ids)), token))
     return {int(row[0]) for row in rows}
 
 
@@ -86,11 +100,9 @@ class SendFence(Protocol):
 # shared lock in one round trip, then the check, then ROLLBACK once HubSpot has answered.
 _BEGIN_SHARED: Final = f"BEGIN; SELECT pg_advisory_xact_lock_shared({FENCE_LOCK_KEY})"
 _D_SENDABLE = Direct.of(
-    select(_leads.c.id).where(
+    _sendable(
         _leads.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger()))),
-        _leads.c.hubspot_lease_token == bindparam("token", type_=String()),
-        text(f"leads.hubspot_sync_status = '{SyncStatus.IN_PROGRESS.value}'"),
-        ~exists().where(_erasures.c.email == _leads.c.email, _OPEN_ERASURE),
+        bindparam("token", type_=String()),
     )
 )
 

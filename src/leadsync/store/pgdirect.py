@@ -1,14 +1,17 @@
-"""The worker's hottest statements on PostgreSQL, sent on the session's own asyncpg connection.
+"""The worker's hottest statements on PostgreSQL, sent through asyncpg directly.
 
 SQLAlchemy builds and compiles each statement once (for asyncpg's `$n` placeholders); the
 values then go to asyncpg as they are. For the completion of a 100-lead batch that skips
 SQLAlchemy's per-element processing of a dozen 100-element arrays, the largest share of the
 worker's own CPU (bench/RESULTS.md, "Issue #11").
 
-The statements run on the connection the session holds, inside the caller's transaction:
-`driver()` first makes SQLAlchemy begin it on the server if it has not yet (SQLAlchemy's
-asyncpg adapter sends BEGIN with its first statement), so the caller's commit or rollback
-covers them like any other statement of the transaction.
+Two ways to run them:
+- `driver()`: on the connection a session holds, inside the caller's transaction (the claim,
+  the completion). It first makes SQLAlchemy begin the transaction on the server if it has not
+  yet (SQLAlchemy's asyncpg adapter sends BEGIN with its first statement), so the caller's
+  commit or rollback covers them like any other statement of the transaction.
+- `autocommit()` / `raw()`: on a pooled connection SQLAlchemy has not begun (the gate's
+  reservation, one statement; the send fence, which sends its own BEGIN and ROLLBACK).
 """
 
 from __future__ import annotations
