@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -64,6 +66,24 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
+class _SqliteConnection(sqlite3.Connection):
+    """A sqlite3 connection whose close() also ends its transaction.
+
+    sqlite3's close() cannot finalize a statement that a live cursor still holds (a task
+    cancelled between a SELECT and its fetch, whose traceback keeps the cursor): SQLite then
+    leaves the connection a "zombie" that keeps its open transaction, and with it the
+    database's write lock, until the garbage collector frees that cursor. Every other
+    connection waits busy_timeout for it and fails with "database is locked". A ROLLBACK
+    first aborts such statements and releases the lock at once.
+    """
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            if self.in_transaction:
+                self.rollback()
+        super().close()
+
+
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # Let SQLAlchemy's "begin" event issue BEGIN itself, so that it can be IMMEDIATE.
     dbapi_connection.isolation_level = None
@@ -100,10 +120,13 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = POOL_SIZE) -
         # A small pool: opening a SQLite connection (file, pragmas, its aiosqlite thread)
         # costs far more than the statement. In-memory databases get one connection each.
         memory = ":memory:" in url or url.rstrip("/").endswith("sqlite+aiosqlite:")
+        connect_args = {"factory": _SqliteConnection}
         engine = (
-            create_async_engine(url, echo=echo, poolclass=NullPool)
+            create_async_engine(url, echo=echo, poolclass=NullPool, connect_args=connect_args)
             if memory
-            else create_async_engine(url, echo=echo, pool_size=5, max_overflow=5)
+            else create_async_engine(
+                url, echo=echo, pool_size=5, max_overflow=5, connect_args=connect_args
+            )
         )
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
