@@ -202,6 +202,10 @@ class RunningWorker:
     engine: AsyncEngine
     connections: list[Any]
     dead: bool = False
+    # When kill() began (wall clock), and when each of its account pauses after a 429 was
+    # recorded in the shared gate: a 429 its worker died before recording paused nobody.
+    killed_at: float | None = None
+    paused_at: list[float] = field(default_factory=list)
 
     async def kill(self) -> None:
         """Die as a killed process does: nothing more is sent or recorded, and its database
@@ -211,6 +215,7 @@ class RunningWorker:
         pooled connection holding SQLite's write lock (SQLAlchemy's rollback on return is
         cancelled too); a dead process's connections would close, so these do.
         """
+        self.killed_at = time.time()
         self.dead = True  # from here on no task of this worker gets a connection (below)
         await self.worker.abandon()
         await self.stack.aclose()  # the loop ends after its current step; client and LISTEN close
@@ -227,6 +232,26 @@ class RunningWorker:
                 raise ConnectionRefusedError(f"worker {self.name} was killed")
 
         event.listen(self.engine.sync_engine, "checkout", checkout)
+
+    def record_pauses(self) -> None:
+        """Note when each account pause this worker asks for after a 429 is recorded."""
+        gate = self.worker.gate
+        pause = gate.pause_for_rate_limit
+
+        async def recorded(**kwargs: Any) -> dt.datetime:
+            until = await pause(**kwargs)
+            self.paused_at.append(time.time())
+            return until
+
+        gate.pause_for_rate_limit = recorded  # type: ignore[method-assign]
+
+    def lost_pause(self, call: Call) -> bool:
+        """Whether this worker got the 429 `call` and was killed before recording its pause
+        (a process killed right after the answer: nobody else saw that 429)."""
+        if self.killed_at is None:
+            return False
+        answered = call.done_at if call.done_at is not None else call.at
+        return not any(answered <= at <= self.killed_at for at in self.paused_at)
 
 
 def _epoch(when: dt.datetime) -> float:
@@ -276,6 +301,9 @@ class Example:
     # Excused, and counted for the summary: overlaps behind a write the engine had given up
     # on, and emails whose last write landed after the engine gave up on it.
     excused_overlaps: int = 0
+    # 429s whose worker was killed before it recorded the pause (checks skip those pauses).
+    lost_pauses: int = 0
+    killed: list[RunningWorker] = field(default_factory=list)
     late: frozenset[str] = frozenset()
     # Erased emails whose contact a write the engine had given up on re-created after the
     # first GDPR delete (checks.recreated_late): the confirming delete must remove it again.
@@ -531,6 +559,7 @@ class SyncSystem:
         """Kill a worker as a process dies (leases stay taken) and start a new one."""
         running = self.workers.pop(which % len(self.workers))
         await running.kill()
+        self.ex.killed.append(running)
         self.ex.crashes += 1
         started = await self._start_worker()
         self.ex.note(f"crash {running.name}, start {started}")
@@ -556,13 +585,13 @@ class SyncSystem:
         self.ex.note(f"resync-failed via {'API' if via_api else 'queue'}: {count} requeued")
 
     async def lift_daily_pause(self) -> bool:
-        """Midnight in the account's zone: lift a DAILY pause and free the leads waiting for it.
+        """Midnight in the account's zone: lift a DAILY pause and free what waits for it.
 
         A DAILY 429 pauses until the account's midnight, hours away; the test plays
-        midnight instead: the gate's pause is cleared and the leads scheduled for that
-        midnight (and only those: a lead waiting out a huge Retry-After stays) fall due now.
-        Leads are freed at every call: an outcome computed before the lift may still be
-        written after it, scheduled for the midnight that has already "passed".
+        midnight instead: the gate's pause is cleared and the leads and erasures scheduled
+        for that midnight (and only those: a lead waiting out a huge Retry-After stays) fall
+        due now. They are freed at every call: an outcome computed before the lift may still
+        be written after it, scheduled for the midnight that has already "passed".
         """
         now = utcnow()
         lifted = None
@@ -584,6 +613,15 @@ class SyncSystem:
                         Lead.hubspot_next_attempt_at.between(midnight - window, midnight + window),
                     )
                     .values(hubspot_next_attempt_at=now)
+                )
+                # An erasure the pause sent back (its GDPR delete not sent) waits for it too.
+                await session.execute(
+                    update(Erasure)
+                    .where(
+                        Erasure.lease_token.is_(None),
+                        Erasure.next_attempt_at.between(midnight - window, midnight + window),
+                    )
+                    .values(next_attempt_at=now)
                 )
         if lifted is None:
             return False
@@ -769,8 +807,17 @@ class SyncSystem:
                 )
             )
         violations += checks.check_overlaps(engine_log, t0=ex.t0)
+        killed = {running.name: running for running in ex.killed}
+        lost = {
+            id(call)
+            for call in engine_log
+            if call.status == "429"
+            and call.origin in killed
+            and killed[call.origin].lost_pause(call)
+        }
+        ex.lost_pauses = len(lost)
         violations += checks.check_pauses(
-            engine_log,
+            [call for call in engine_log if id(call) not in lost],
             log,
             window=knobs.window,
             cap=knobs.pause_cap,
@@ -871,6 +918,7 @@ class SyncSystem:
         )
         running = RunningWorker(name, worker, stack, engine, connections)
         running.refuse_checkouts_when_dead()
+        running.record_pauses()
         await start_worker(worker, settings=settings, stack=stack)
         self.workers.append(running)
         return name

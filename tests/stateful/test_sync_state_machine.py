@@ -54,7 +54,9 @@ lead after its scrub, which store/queue.py no longer writes.
   overlap         the engine never had two writes of one email in flight
   pause           no request inside a pause: after a 429 answered at t, none in
                   (t + 0.25 s, t + p - 0.25 s), p = min(Retry-After or window, pause cap)
-                  when p > 0.5 s; after a DAILY 429, none until midnight (the lift)
+                  when p > 0.5 s; after a DAILY 429, none until midnight (the lift). A 429
+                  whose worker was killed before it recorded the pause paused nobody (a
+                  process killed right after the answer): it is excused and counted
   request-bound   requests <= m(L+Q) + m*E*(F+C*M) + 2*ceil(log2 E)*R + 5 (checks.py)
 
 `make fuzz` runs it longer with a printed random seed; see tests/stateful/conftest.py.
@@ -207,6 +209,8 @@ def _summary(system: SyncSystem, seconds: float) -> str:
         f"settle median {statistics.median(settles) if settles else 0:.2f}s "
         f"max {max(settles, default=0):.2f}s; violations {dict(tags) or 'none'}; excused: "
         f"{sum(ex.excused_overlaps for ex, _ in done)} overlaps behind abandoned writes, "
+        f"{sum(ex.lost_pauses for ex, _ in done)} 429s whose worker was killed before "
+        "recording the pause, "
         f"{sum(len(ex.late) for ex, _ in done)} emails last written late, "
         f"{sum(len(ex.recreated) for ex, _ in done)} erased contacts re-created by a late "
         f"write after the last delete, {sum(ex.fenced_left for ex, _ in done)} scrubbed leads "
