@@ -284,11 +284,13 @@ async def complete_erasure(
 
     Returns how many leads were scrubbed, or None when the lease had moved on (fenced).
     """
+    # Locked first: a claim holding a new lead of this email (store/queue.py) share-locks the
+    # open erasure, so it either sees it completed or is waited for and its lead woken below.
     row = (
         await session.execute(
-            select(Erasure.email, Erasure.email_hash).where(
-                Erasure.id == erasure_id, Erasure.lease_token == token
-            )
+            select(Erasure.email, Erasure.email_hash)
+            .where(Erasure.id == erasure_id, Erasure.lease_token == token)
+            .with_for_update()
         )
     ).first()
     if row is None:

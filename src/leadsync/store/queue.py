@@ -74,6 +74,17 @@ _ERASING = (
     .where(_erasures.c.email == Lead.email, text(f"erasures.{OPEN_ERASURE_SQL}"))
     .exists()
 )
+# The hold's own check, when it writes: the open erasure is still there, share-locked (on
+# PostgreSQL) until the claim commits. complete_erasure locks the erasure before it wakes the
+# held leads, so either the hold sees it completed and holds nothing, or the completion waits
+# for the hold and wakes what it held. Without the lock an erasure completing between the
+# claim's scan and its hold found nothing to wake, and the new lead waited forever.
+_STILL_ERASING = (
+    select(_erasures.c.id)
+    .where(_erasures.c.email == _leads.c.email, text(f"erasures.{OPEN_ERASURE_SQL}"))
+    .with_for_update(read=True)
+    .exists()
+)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -277,7 +288,7 @@ async def claim(
     if held:  # not due until their email's erasure completes (store/privacy.py wakes them)
         await conn.execute(
             update(Lead)
-            .where(Lead.id.in_(held), _UNFINISHED)
+            .where(Lead.id.in_(held), _UNFINISHED, _STILL_ERASING)
             .values(hubspot_next_attempt_at=None)
             .execution_options(synchronize_session=False)
         )
@@ -429,7 +440,7 @@ _D_DEFER = Direct.of(
 )
 _D_HOLD = Direct.of(
     _leads.update()
-    .where(_leads.c.id == any_(_IDS), _UNFINISHED)
+    .where(_leads.c.id == any_(_IDS), _UNFINISHED, _STILL_ERASING)
     .values(hubspot_next_attempt_at=None, updated_at=_NOW)
 )
 _EXPIRED_LEASE = _leads.c.hubspot_sync_status == SyncStatus.IN_PROGRESS.value

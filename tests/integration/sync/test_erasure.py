@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from leadsync.config import Settings
@@ -224,6 +224,75 @@ async def test_a_lead_of_an_email_being_erased_is_held_until_the_erasure_complet
     async with transaction(sessions) as session:
         claim = await queue.claim(session, limit=10, lease_seconds=60, now=utcnow())
     assert [lead.id for lead in claim.leads] == [stored.id]
+
+
+async def _waiting_on_locks(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        found = await conn.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+        return int(found.scalar_one())
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_an_erasure_completing_between_a_claims_scan_and_its_hold_strands_no_lead(
+    sessions: Sessions,
+    engine: AsyncEngine,
+    fence: SendFence,
+    settings_factory: Callable[..., Settings],
+) -> None:
+    # Ana comes back while her erasure is open: a claim's scan sees the erasure and holds her
+    # new lead (no due time) until it completes, and the completion wakes held leads. Here the
+    # erasure completes after the scan and before the hold is written (a row lock on the lead
+    # stops the claim there): the hold must see it, or the completion must wait for the hold
+    # and wake the lead. Found by the stateful test: the lead stayed PENDING for good.
+    # (SQLite runs one transaction at a time: the claim and the completion cannot interleave.)
+    settings = _keyed(settings_factory)
+    accepted = await _erase(sessions, fence, settings)
+    intake = SessionIntake(sessions, hasher=privacy_usecases.hasher(settings))
+    stored = await submit_lead(intake, data=LeadIn(email=ANA), idempotency_key=None)
+    async with transaction(sessions) as session:
+        (taken,) = await privacy.claim_erasures(session, limit=5, lease_seconds=60, now=utcnow())
+
+    async def claim() -> queue.Claim:
+        async with transaction(sessions) as session:
+            return await queue.claim(session, limit=10, lease_seconds=60, now=utcnow())
+
+    async def complete() -> int | None:
+        async with transaction(sessions) as session:
+            return await privacy.complete_erasure(
+                session, erasure_id=taken.id, token=taken.token, http_status=204, now=utcnow()
+            )
+
+    async with engine.connect() as blocker:
+        await blocker.execute(
+            text("SELECT id FROM leads WHERE id = :id FOR UPDATE"), {"id": stored.id}
+        )
+        claiming = asyncio.create_task(claim())
+
+        async def claim_waits() -> bool:
+            return await _waiting_on_locks(engine) >= 1
+
+        await wait_for(claim_waits, message="the claim waits at its hold")
+        completing = asyncio.create_task(complete())
+
+        async def completion_ran_or_waits() -> bool:
+            return completing.done() or await _waiting_on_locks(engine) >= 2
+
+        await wait_for(completion_ran_or_waits, message="the completion finished or waits")
+        await blocker.rollback()
+    assert not await claiming  # her lead was held, nothing else is due
+    assert await completing == 0
+
+    assert (await fetch_erasure(sessions, accepted.id)).status == ErasureStatus.COMPLETED
+    lead = await fetch(sessions, stored.id)
+    assert lead.hubspot_sync_status == SyncStatus.PENDING
+    assert lead.hubspot_next_attempt_at is not None, "the new lead is held for good"
+    assert [lead.id for lead in (await claim()).leads] == [stored.id]
 
 
 @contextlib.asynccontextmanager
