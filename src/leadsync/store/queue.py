@@ -69,22 +69,16 @@ _IDS = bindparam("ids", type_=ARRAY(BigInteger()))
 _erasures: Table = Erasure.__table__  # type: ignore[assignment]
 # A lead whose email is being erased waits (docs/privacy.md): a new consent is synced only
 # after the GDPR delete, which would otherwise delete it.
-_ERASING = (
-    select(_erasures.c.id)
-    .where(_erasures.c.email == Lead.email, text(f"erasures.{OPEN_ERASURE_SQL}"))
-    .exists()
+_OPEN_ERASURE = select(_erasures.c.id).where(
+    _erasures.c.email == _leads.c.email, text(f"erasures.{OPEN_ERASURE_SQL}")
 )
+_ERASING = _OPEN_ERASURE.exists()
 # The hold's own check, when it writes: the open erasure is still there, share-locked (on
 # PostgreSQL) until the claim commits. complete_erasure locks the erasure before it wakes the
 # held leads, so either the hold sees it completed and holds nothing, or the completion waits
 # for the hold and wakes what it held. Without the lock an erasure completing between the
 # claim's scan and its hold found nothing to wake, and the new lead waited forever.
-_STILL_ERASING = (
-    select(_erasures.c.id)
-    .where(_erasures.c.email == _leads.c.email, text(f"erasures.{OPEN_ERASURE_SQL}"))
-    .with_for_update(read=True)
-    .exists()
-)
+_STILL_ERASING = _OPEN_ERASURE.with_for_update(read=True).exists()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
